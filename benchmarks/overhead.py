@@ -1,0 +1,237 @@
+"""What the Monitor costs a real chain, measured against doing nothing, a no-op handler and LangSmith's own tracer.
+
+    python benchmarks/overhead.py                 # interleaved timing of the reference chain
+    python benchmarks/overhead.py --soak 100000   # memory soak: errors, abandoned streams, runs that never end
+    python benchmarks/overhead.py --judge         # request latency with every trace sent to a 200 ms judge
+
+The reference chain is the demo's RAG chain (in-memory retriever, prompt, fake chat model, parser) with no artificial
+latency, so the figures are the dispatch and bookkeeping cost itself. Variants run interleaved, round after round, so that
+machine noise hits them all alike; the per-invocation time is the median over rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import random
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import structlog
+from langchain_core.callbacks import BaseCallbackHandler
+from prometheus_client import CollectorRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from langchain_llmmonitor import Monitor  # noqa: E402
+from langchain_llmmonitor.demo_app import DemoChatModel, ProviderOverloadedError, QUESTIONS, build_chain  # noqa: E402
+
+
+class NoopHandler(BaseCallbackHandler):
+    """Receives every event and does nothing: the floor set by LangChain's callback dispatch."""
+
+    run_inline = True
+
+
+def json_logger(sink: io.TextIOBase) -> Any:
+    """A production-like structlog setup: JSON lines with level and timestamp, written to `sink`."""
+    return structlog.wrap_logger(
+        structlog.WriteLogger(sink),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+
+
+def filtered_logger() -> Any:
+    """structlog with INFO filtered out (only warnings and errors are rendered), as many services run."""
+    return structlog.wrap_logger(
+        structlog.WriteLogger(io.StringIO()),
+        wrapper_class=structlog.make_filtering_bound_logger(30),
+        processors=[structlog.processors.JSONRenderer()],
+    )
+
+
+def variants(devnull: io.TextIOBase) -> dict[str, list[Any]]:
+    from langchain_core.tracers import LangChainTracer
+
+    from tests.fakes.langsmith_server import FakeLangSmith, fast_client
+
+    sink = FakeLangSmith().start()
+    tracer = LangChainTracer(client=fast_client(sink.url), project_name="overhead-benchmark")
+    return {
+        "bare chain": [],
+        "no-op handler": [NoopHandler()],
+        "Monitor (INFO filtered)": [Monitor(registry=CollectorRegistry(), logger=filtered_logger(), sample_rate=0.0)],
+        "Monitor (JSON logs)": [Monitor(registry=CollectorRegistry(), logger=json_logger(devnull), sample_rate=0.0)],
+        "Monitor (+offline judge 5%)": [Monitor(registry=CollectorRegistry(), logger=filtered_logger())],
+        "LangChainTracer": [tracer],
+    }, sink, tracer
+
+
+def timing(rounds: int, per_round: int) -> None:
+    chain = build_chain(DemoChatModel(seed=1))
+    with open("/dev/null", "w") as devnull:
+        handlers, sink, tracer = variants(devnull)
+        samples: dict[str, list[float]] = {name: [] for name in handlers}
+        questions = list(QUESTIONS)
+        for name, callbacks in handlers.items():  # warm-up: imports, label caches, connection pools
+            for question in questions[:20]:
+                chain.invoke(question, config={"callbacks": callbacks})
+        order = list(handlers)
+        for round_number in range(rounds):
+            random.Random(round_number).shuffle(order)
+            for name in order:
+                config = {"callbacks": handlers[name]}
+                gc.collect()
+                started = time.perf_counter()
+                for i in range(per_round):
+                    chain.invoke(questions[i % len(questions)], config=config)
+                samples[name].append((time.perf_counter() - started) / per_round)
+        tracer.wait_for_futures()
+        tracer.client.flush()
+        sink.stop()
+
+    bare = statistics.median(samples["bare chain"])
+    noop = statistics.median(samples["no-op handler"])
+    print(f"reference chain: retriever -> prompt -> fake chat model -> parser; {rounds} rounds x {per_round} invocations, interleaved")
+    print(f"{'variant':<26}{'per invocation':>16}{'vs bare':>10}{'vs no-op':>10}")
+    for name, values in samples.items():
+        median = statistics.median(values)
+        print(f"{name:<26}{median * 1e6:>13.0f} µs{median / bare:>9.3f}x{median / noop:>9.3f}x")
+
+
+class SlowJudge:
+    """A judge that takes 200 ms, like a call to a hosted model, and gives a fixed verdict."""
+
+    name, model, prompt_version = "slow", "sleep-200ms", "bench"
+
+    def evaluate(self, item: Any) -> Any:
+        from langchain_llmmonitor.judges import Scores, Verdict
+
+        time.sleep(0.2)
+        return Verdict(Scores(4, 4, 4, False, "ok"), judge=self.name, model=self.model, prompt_version=self.prompt_version)
+
+
+def judge_latency(rounds: int, per_round: int) -> None:
+    """Request p50/p99 with a 200 ms judge on every trace (sample_rate 1.0) against the Monitor without a judge."""
+    chain = build_chain(DemoChatModel(seed=1))
+    monitors = {
+        "Monitor, no judge": Monitor(registry=CollectorRegistry(), logger=filtered_logger(), sample_rate=0.0),
+        "Monitor, 200 ms judge, rate 1.0": Monitor(
+            registry=CollectorRegistry(), logger=filtered_logger(), sample_rate=1.0, judge=SlowJudge()
+        ),
+    }
+    latencies: dict[str, list[float]] = {name: [] for name in monitors}
+    questions = list(QUESTIONS)
+    order = list(monitors)
+    for round_number in range(rounds):
+        random.Random(round_number).shuffle(order)
+        for name in order:
+            config = {"callbacks": [monitors[name]]}
+            for i in range(per_round):
+                started = time.perf_counter()
+                chain.invoke(questions[i % len(questions)], config=config)
+                latencies[name].append(time.perf_counter() - started)
+    judged = monitors["Monitor, 200 ms judge, rate 1.0"]
+    judged.close(timeout=30)
+    print(f"request latency, {rounds} rounds x {per_round} invocations interleaved, judge queue 1000, 1 worker")
+    base = statistics.median(latencies["Monitor, no judge"])
+    for name, values in latencies.items():
+        values.sort()
+        p50, p99 = statistics.median(values), values[int(0.99 * (len(values) - 1))]
+        print(f"{name:<34} p50 {p50 * 1e6:7.0f} µs ({p50 / base:.3f}x)  p99 {p99 * 1e6:7.0f} µs")
+    registry = judged.registry
+    evaluated = registry.get_sample_value("llm_judge_evaluations_total", {"judge": "slow", "status": "success"}) or 0
+    dropped = registry.get_sample_value("llm_judge_dropped_total", {"reason": "queue_full"}) or 0
+    print(f"judge: {evaluated:.0f} evaluated, {dropped:.0f} dropped because the queue was full (never blocking a request)")
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def soak(invocations: int) -> None:
+    """Run many invocations with failures, abandoned streams and runs that never end; report memory growth."""
+    chain = build_chain(DemoChatModel(error_rate=0.05, seed=2))
+    monitor = Monitor(registry=CollectorRegistry(), logger=filtered_logger(), max_run_age_seconds=2.0, sample_rate=0.05)
+    config = {"callbacks": [monitor]}
+    rng = random.Random(0)
+    abandoned: list[Any] = []
+
+    def step(i: int) -> None:
+        kind = rng.random()
+        question = QUESTIONS[i % len(QUESTIONS)]
+        try:
+            if kind < 0.7:
+                chain.invoke(question, config=config)
+            elif kind < 0.9:
+                for _ in chain.stream(question, config=config):
+                    pass
+            elif kind < 0.99:
+                stream = chain.stream(question, config=config)  # read one chunk, walk away; collected later
+                next(stream)
+                abandoned.append(stream)
+                if len(abandoned) > 50:
+                    abandoned.pop(0)
+            else:  # a worker killed mid-call: the start arrives, the end never does
+                monitor.on_chat_model_start({}, [[]], run_id=uuid.uuid4(), metadata={"ls_model_name": "gpt-4o-mini"})
+        except ProviderOverloadedError:
+            pass
+
+    warmup = min(5_000, invocations // 10)
+    for i in range(warmup):
+        step(i)
+    gc.collect()
+    before = rss_mb()
+    started = time.perf_counter()
+    checkpoints = {invocations // 4, invocations // 2, 3 * invocations // 4}
+    for i in range(invocations):
+        step(i)
+        if i in checkpoints:
+            gc.collect()
+            print(f"  after {i:>7} invocations: RSS {rss_mb():7.1f} MB, runs in flight {monitor.runs_in_flight}")
+    abandoned.clear()
+    time.sleep(2.1)
+    monitor.expire_stale_runs()
+    gc.collect()
+    after = rss_mb()
+    active = monitor.registry.get_sample_value("llm_active_requests")
+    expired = sum(
+        monitor.registry.get_sample_value("llm_monitor_runs_expired_total", {"kind": kind}) or 0 for kind in ("llm", "chain", "retriever")
+    )
+    print(
+        f"soak: {invocations} invocations in {time.perf_counter() - started:.0f} s; RSS {before:.1f} -> {after:.1f} MB "
+        f"(growth {after - before:+.1f} MB, target < 10 MB); runs in flight {monitor.runs_in_flight}; "
+        f"llm_active_requests {active:.0f}; runs aged out {expired:.0f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--per-round", type=int, default=200)
+    parser.add_argument("--soak", type=int, metavar="N", help="run the memory soak with N invocations instead")
+    parser.add_argument("--judge", action="store_true", help="measure request latency with a 200 ms judge instead")
+    args = parser.parse_args()
+    if args.soak:
+        soak(args.soak)
+    elif args.judge:
+        judge_latency(args.rounds, args.per_round)
+    else:
+        timing(args.rounds, args.per_round)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""How often the weekly review cries wolf on a stable process, and how fast it catches a real drop.
+
+Every figure comes from simulated weeks (`simulate_samples`), one history per seed, reviewed as the weekly CLI would.
+A week judged degraded is left out of later baselines, so a later review's `quarantined_periods` tells whether an
+earlier week was flagged: one review of week 8 yields the "degraded" verdicts of weeks 5-8. Weeks 9-12 of a longer
+history show the steady state, where skipped false alarms have had time to flatter later baselines.
+
+    .venv/bin/python benchmarks/review_false_alarms.py [--seeds 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import datetime, timedelta, timezone
+
+from langchain_llmmonitor.review._drift import DriftAssessment, Kind, Sample, assess, simulate_samples
+
+START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+WEEK = timedelta(weeks=1)
+BASELINE_WEEKS = 4
+
+
+def review(samples: list[Sample], week: int, kind: Kind) -> DriftAssessment:
+    """The review of week `week` (1-based), bad direction: scores falling, hallucination rate rising."""
+    return assess(
+        samples,
+        week_start=START + (week - 1) * WEEK,
+        week_end=START + week * WEEK,
+        kind=kind,
+        direction="decrease" if kind == "score" else "increase",
+        baseline_weeks=BASELINE_WEEKS,
+    )
+
+
+def degraded_weeks(result: DriftAssessment, week: int) -> set[int]:
+    """Weeks (1-based) judged degraded, read from the review of `week`."""
+    skipped = {round((start - START) / WEEK) + 1 for start, _ in result.quarantined_periods}
+    return skipped | ({week} if result.verdict == "degraded" else set())
+
+
+def false_alarm_rates(seeds: range, *, kind: Kind, level: float, per_week: int, weeks: int) -> tuple[float, float]:
+    """On a stable process of `weeks` weeks: the share of the last 4 weeks called "degraded", and of the last week
+    called "improved" (the other wrong verdict). All 4 have a full baseline when `weeks` >= 8."""
+    degraded = improved = 0
+    for seed in seeds:
+        samples = simulate_samples(start=START, weekly_levels=[level] * weeks, per_week=per_week, kind=kind, seed=seed)
+        result = review(samples, weeks, kind)
+        degraded += len({w for w in degraded_weeks(result, weeks) if w > weeks - 4})
+        improved += result.verdict == "improved"
+    return degraded / (4 * len(seeds)), improved / len(seeds)
+
+
+def detection_rates(seeds: range, *, kind: Kind, before: float, after: float, per_week: int) -> tuple[float, float]:
+    """Share of histories whose change at the start of week 5 is flagged in the week-5 review, and by week 6's."""
+    within_one = within_two = 0
+    for seed in seeds:
+        levels = [before] * BASELINE_WEEKS + [after] * 2
+        samples = simulate_samples(start=START, weekly_levels=levels, per_week=per_week, kind=kind, seed=seed)
+        flagged = degraded_weeks(review(samples, 6, kind), 6)
+        within_one += 5 in flagged
+        within_two += bool(flagged & {5, 6})
+    return within_one / len(seeds), within_two / len(seeds)
+
+
+def chart_delays(seeds: range, *, per_week: int) -> tuple[list[int], int]:
+    """Samples from the start of a 4.2 -> 3.9 drop to the EWMA's signal (reviews of weeks 5 and 6), and the misses."""
+    delays, misses = [], 0
+    for seed in seeds:
+        samples = simulate_samples(start=START, weekly_levels=[4.2] * 4 + [3.9] * 2, per_week=per_week, seed=seed)
+        for week in (5, 6):
+            signal_at = review(samples, week, "score").chart_signal_at
+            if signal_at is not None:
+                changed = START + 4 * WEEK
+                delays.append(sum(1 for s in samples if changed <= s.timestamp <= signal_at))
+                break
+        else:
+            misses += 1
+    return delays, misses
+
+
+def midweek_drop(seeds: range, *, per_week: int) -> dict[str, float]:
+    """A 4.2 -> 3.9 drop starting on Thursday of week 5: what the week-5 review's test and chart each catch."""
+    thursday = START + 4 * WEEK + timedelta(days=3)
+    caught = {"mean-shift test": 0, "EWMA chart": 0, "either (verdict)": 0}
+    for seed in seeds:
+        healthy = simulate_samples(start=START, weekly_levels=[4.2] * 5, per_week=per_week, seed=seed)
+        dropped = simulate_samples(start=START, weekly_levels=[3.9] * 5, per_week=per_week, seed=seed + 10**6)
+        samples = [s for s in healthy if s.timestamp < thursday] + [s for s in dropped if s.timestamp >= thursday]
+        result = review(samples, 5, "score")
+        caught["mean-shift test"] += result.p_worse is not None and result.p_worse < result.test_alpha
+        caught["EWMA chart"] += result.chart_signal_at is not None
+        caught["either (verdict)"] += result.verdict == "degraded"
+    return {name: count / len(seeds) for name, count in caught.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=500)
+    seeds = range(parser.parse_args().seeds)
+    began = time.perf_counter()
+    print(f"{len(seeds)} seeds, 4-week baseline, alpha 0.05 (test 0.04 + EWMA 0.01 per week)\n")
+    print("Wrong verdicts on a stable process: degraded (each of 4 weeks) / improved (the last week):")
+    for label, kind, level, per_week, weeks in [
+        ("faithfulness 4.2, 150/week, weeks 5-8", "score", 4.2, 150, 8),
+        ("faithfulness 4.2, 150/week, weeks 9-12", "score", 4.2, 150, 12),
+        ("faithfulness 4.2, 100/week, weeks 5-8", "score", 4.2, 100, 8),
+        ("hallucination 5%, 150/week, weeks 5-8", "rate", 0.05, 150, 8),
+    ]:
+        degraded, improved = false_alarm_rates(seeds, kind=kind, level=level, per_week=per_week, weeks=weeks)
+        print(f"  {label:40} {degraded:6.1%} / {improved:6.1%}")
+    print("\nDetection of a change at the start of week 5 (within 1 week / within 2 weeks):")
+    for label, kind, before, after, per_week in [
+        ("faithfulness 4.2 -> 3.9, 150/week", "score", 4.2, 3.9, 150),
+        ("faithfulness 4.2 -> 3.9, 100/week", "score", 4.2, 3.9, 100),
+        ("hallucination 5% -> 10%, 150/week", "rate", 0.05, 0.10, 150),
+    ]:
+        within_one, within_two = detection_rates(seeds, kind=kind, before=before, after=after, per_week=per_week)
+        print(f"  {label:36} {within_one:6.1%} / {within_two:6.1%}")
+    delays, misses = chart_delays(seeds, per_week=150)
+    print(
+        f"\nEWMA detection delay for 4.2 -> 3.9 at 150/week: median {statistics.median(delays):.0f} samples "
+        f"(quartiles {statistics.quantiles(delays, n=4)[0]:.0f}-{statistics.quantiles(delays, n=4)[2]:.0f}); "
+        f"no chart signal within 2 weeks in {misses / len(seeds):.1%}"
+    )
+    print("\nDrop starting Thursday of week 5, caught by the week-5 review at 150/week:")
+    for name, rate in midweek_drop(seeds, per_week=150).items():
+        print(f"  {name:18} {rate:6.1%}")
+    print(f"\n{time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The weekly quality review: is judged quality drifting, what do users say, what does it cost?
+
+    from langchain_llmmonitor.review import build_review, write_report
+    review = build_review("llmmonitor.db")                 # the last 7 days against the 4 weeks before
+    paths = write_report(review, "llmmonitor-out")         # review-YYYY-MM-DD.html (plots inline) and .md
+    review.status, review.highlights, review.to_dict()     # the same data, for scripts
+
+or `llmmonitor review --since 7d`. `generate_history(store)` writes six simulated weeks with a slow degradation, so a
+first review has something to find. Needs the review extra (numpy, scipy, matplotlib, tqdm): the functions that need
+it raise ImportError naming `pip install 'langchain-llmmonitor[review]'`; the types and `add_cli` import without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._cli import add_cli, parse_since, run_cli
+from ._deps import INSTALL_HINT, require_review_extra
+from ._model import (
+    CRITERIA,
+    CriterionReview,
+    CriterionSpec,
+    Distribution,
+    FeedbackComment,
+    ForcedSummary,
+    ReportPaths,
+    Review,
+    Sources,
+    UsageStats,
+    UsageSummary,
+    UserFeedbackSummary,
+    WorstSample,
+)
+from ._records import BEST_EFFORT_RUN_URL, DEFAULT_LANGSMITH_URL, EXACT_RUN_URL
+from ._report import render_html, render_markdown, write_report
+
+if TYPE_CHECKING:
+    from ._build import build_review
+    from ._history import HistorySummary, generate_history
+
+_NEEDS_EXTRA = {"build_review": "._build", "generate_history": "._history", "HistorySummary": "._history"}
+
+__all__ = [
+    "BEST_EFFORT_RUN_URL",
+    "CRITERIA",
+    "CriterionReview",
+    "CriterionSpec",
+    "DEFAULT_LANGSMITH_URL",
+    "Distribution",
+    "EXACT_RUN_URL",
+    "FeedbackComment",
+    "ForcedSummary",
+    "HistorySummary",
+    "INSTALL_HINT",
+    "ReportPaths",
+    "Review",
+    "Sources",
+    "UsageStats",
+    "UsageSummary",
+    "UserFeedbackSummary",
+    "WorstSample",
+    "add_cli",
+    "build_review",
+    "generate_history",
+    "parse_since",
+    "render_html",
+    "render_markdown",
+    "run_cli",
+    "write_report",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the numpy-backed parts on first use, after checking the extra is installed (PEP 562)."""
+    module = _NEEDS_EXTRA.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    require_review_extra()
+    return getattr(importlib.import_module(module, __name__), name)

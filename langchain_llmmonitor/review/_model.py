@@ -1,0 +1,259 @@
+"""What a weekly review holds: plain frozen dataclasses, no numpy, so the result can be pickled, compared and dumped.
+
+Everything the HTML and Markdown reports show comes from here, and `Review.to_dict()` is the same data as JSON types
+(datetimes as ISO 8601 strings), so a script or dashboard sees exactly what a reader of the report sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ._drift import DayPoint, DriftAssessment, JudgeChange
+
+Status = Literal["degraded", "ok", "not_enough_samples"]
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionSpec:
+    """A judged quantity the review tracks, and which way is bad."""
+
+    name: str
+    label: str
+    kind: Literal["score", "rate"]
+    direction: Literal["decrease", "increase"]
+
+
+CRITERIA = (
+    CriterionSpec("faithfulness", "Faithfulness", "score", "decrease"),
+    CriterionSpec("relevance", "Relevance", "score", "decrease"),
+    CriterionSpec("completeness", "Completeness", "score", "decrease"),
+    CriterionSpec("hallucination", "Hallucination rate", "rate", "increase"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """Counts per level (scores 1-5, or no/yes for a rate) of the samples the verdict compared: random, one judge."""
+
+    levels: tuple[str, ...]
+    current: tuple[int, ...]
+    baseline: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionReview:
+    """One criterion: the drift verdict, the daily trend (random samples) and the forced samples shown apart."""
+
+    name: str
+    label: str
+    kind: Literal["score", "rate"]
+    direction: Literal["decrease", "increase"]
+    assessment: DriftAssessment
+    trend: tuple[DayPoint, ...]
+    forced_trend: tuple[DayPoint, ...]
+    distribution: Distribution
+
+    @property
+    def verdict(self) -> str:
+        return self.assessment.verdict
+
+    @property
+    def summary(self) -> str:
+        return self.assessment.summary
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedSummary:
+    """Evaluations made because something already looked wrong (errors, negative feedback): never in the trends."""
+
+    n: int
+    by_reason: Mapping[str, int]
+    mean_scores: Mapping[str, float | None]
+    hallucination_rate: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackComment:
+    """A user's rating with a comment, newest first in the report."""
+
+    at: datetime
+    rating: str
+    negative: bool
+    comment: str
+    run_id: str
+    trace_id: str
+    url: str
+    source: Literal["store", "langsmith"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserFeedbackSummary:
+    """Thumbs-down share this period and in the baseline periods, with 95% Wilson intervals; descriptive, no verdict.
+
+    Who bothers to rate is self-selected and volumes are small, so the rate is shown, not tested.
+    """
+
+    n: int
+    negative: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    baseline_n: int
+    baseline_negative: int
+    baseline_rate: float | None
+    baseline_ci_low: float | None
+    baseline_ci_high: float | None
+    trend: tuple[DayPoint, ...]
+    comments: tuple[FeedbackComment, ...]
+    from_langsmith: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorstSample:
+    """One of the period's lowest-scored evaluations, with the judge's reason and a link to the run in LangSmith."""
+
+    at: datetime
+    run_id: str
+    trace_id: str
+    project: str | None
+    sampling: str
+    sample_reason: str
+    judge_key: str
+    faithfulness: float | None
+    relevance: float | None
+    completeness: float | None
+    hallucination: bool | None
+    reason: str | None
+    question: str | None
+    answer: str | None
+    url: str
+    source: Literal["store", "langsmith"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageStats:
+    """Traffic, tokens, cost and latency of root invocations (the local store only), and the judge's own cost.
+
+    For the baseline, counts and sums are averages per period and latency percentiles are over all its invocations.
+    """
+
+    invocations: float
+    errors: float
+    error_rate: float | None
+    prompt_tokens: float
+    completion_tokens: float
+    cost_usd: float
+    unpriced: float
+    latency_p50: float | None
+    latency_p90: float | None
+    latency_p95: float | None
+    latency_p99: float | None
+    judge_evaluations: float
+    judge_errors: float
+    judge_cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummary:
+    current: UsageStats
+    baseline: UsageStats | None
+    baseline_periods: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Where the numbers came from, and how far to trust the run links."""
+
+    store: str
+    evaluations: int
+    user_feedback: int
+    invocations: int
+    langsmith_project: str | None
+    langsmith_runs: int
+    langsmith_feedback_merged: int
+    langsmith_feedback_already_local: int
+    langsmith_feedback_other_keys: int
+    run_links: Literal["exact", "best-effort"]
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """Everything the weekly report shows. `highlights` is the "what changed and what to look at" list, worst first.
+
+    The window is [window_start, window_end); the baseline is the `baseline_weeks` periods of the same length before
+    it (minus periods already judged degraded), and the trends start at `display_start`. `alpha` is the chance that a
+    stable period gets any "degraded" verdict: it is split evenly over the criteria (`verdict_alpha` each).
+    """
+
+    generated_at: datetime
+    window_start: datetime
+    window_end: datetime
+    display_start: datetime
+    baseline_weeks: int
+    alpha: float
+    verdict_alpha: float
+    status: Status
+    highlights: tuple[str, ...]
+    criteria: tuple[CriterionReview, ...]
+    judge_changes: tuple[JudgeChange, ...]
+    forced: ForcedSummary
+    user_feedback: UserFeedbackSummary
+    worst_samples: tuple[WorstSample, ...]
+    usage: UsageSummary
+    sources: Sources
+
+    @property
+    def period(self) -> timedelta:
+        return self.window_end - self.window_start
+
+    @property
+    def period_word(self) -> str:
+        """How the report names the window: "week" for the default 7 days."""
+        return {timedelta(days=7): "week", timedelta(days=1): "day"}.get(self.period, "period")
+
+    def criterion(self, name: str) -> CriterionReview:
+        for criterion in self.criteria:
+            if criterion.name == name:
+                return criterion
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The review as JSON types: what `llmmonitor review --json` prints."""
+        plain = _plain(self)
+        assert isinstance(plain, dict)
+        plain["period_word"] = self.period_word
+        for criterion, data in zip(self.criteria, plain["criteria"], strict=True):
+            data["verdict"], data["summary"] = criterion.verdict, criterion.summary
+        return plain
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPaths:
+    """The files `write_report` wrote: a self-contained HTML page (plots inline) and a Markdown twin without plots."""
+
+    html: Path
+    markdown: Path
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, mappings and sequences to dicts and lists; datetimes to ISO strings; NaN and inf to None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item"):  # a numpy scalar that slipped through
+        return _plain(value.item())
+    return value

@@ -1,0 +1,100 @@
+"""Runs that never end are aged out by age and by count, and give back their share of the in-flight gauge."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from langchain_core.prompts import ChatPromptTemplate
+
+from langchain_llmmonitor import Monitor
+
+from .conftest import fake_model, value
+
+PROMPT = ChatPromptTemplate.from_messages([("human", "{question}")])
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def abandoned_stream(monitor: Monitor):
+    """A stream whose consumer read one chunk and then walked away without closing it."""
+    stream = (PROMPT | fake_model(answer="one two three four")).stream({"question": "x"}, config={"callbacks": [monitor]})
+    next(stream)
+    return stream
+
+
+def test_abandoned_stream_ages_out_and_returns_the_gauge(registry, logs):
+    """A run older than the age bound is expired at the next sweep; its late end does not decrement twice."""
+    clock = FakeClock()
+    monitor = Monitor(registry=registry, logger=logs.logger, clock=clock, max_run_age_seconds=60)
+    stream = abandoned_stream(monitor)
+    assert value(registry, "llm_active_requests") == 1
+
+    clock.now += 30
+    assert monitor.expire_stale_runs() == 0
+    assert value(registry, "llm_active_requests") == 1
+
+    clock.now += 31
+    assert monitor.expire_stale_runs() == 2  # the root chain and the chat model (the prompt step had ended)
+    assert value(registry, "llm_active_requests") == 0
+    assert value(registry, "llm_monitor_runs_expired_total", kind="llm") == 1
+    assert monitor.runs_in_flight == 0
+    assert [e["kind"] for e in logs.named("run_expired")].count("llm") == 1
+
+    stream.close()  # the late end of an expired run is ignored
+    del stream
+    gc.collect()
+    assert value(registry, "llm_active_requests") == 0
+    assert value(registry, "llm_requests_total", model="gpt-4o-mini", status="success") == 0
+
+
+def test_sweep_runs_by_itself_on_new_requests(registry, logs):
+    """Without anyone calling expire_stale_runs, a later request sweeps the stale ones."""
+    clock = FakeClock()
+    monitor = Monitor(registry=registry, logger=logs.logger, clock=clock, max_run_age_seconds=60)
+    streams = [abandoned_stream(monitor) for _ in range(5)]
+    assert value(registry, "llm_active_requests") == 5
+    clock.now += 120
+    fake_model().invoke("fresh request", config={"callbacks": [monitor]})
+    assert value(registry, "llm_active_requests") == 0
+    assert value(registry, "llm_monitor_runs_expired_total", kind="llm") == 5
+    assert value(registry, "llm_requests_total", model="gpt-4o-mini", status="success") == 1
+    assert monitor.runs_in_flight == 0
+    del streams
+
+
+def test_count_bound_expires_the_oldest_first(registry, logs):
+    """Past the count bound, the oldest runs are forgotten first and the gauge matches what is still tracked."""
+    clock = FakeClock()
+    monitor = Monitor(registry=registry, logger=logs.logger, clock=clock, max_tracked_runs=9)
+    streams = []
+    for _ in range(10):
+        clock.now += 1
+        streams.append(abandoned_stream(monitor))
+    assert monitor.runs_in_flight <= 9
+    tracked_llm_runs = 10 - value(registry, "llm_monitor_runs_expired_total", kind="llm")
+    assert value(registry, "llm_active_requests") == tracked_llm_runs
+    assert tracked_llm_runs == 5  # the newest nine runs: five model calls and the chains of the last four streams
+    for stream in streams[-2:]:  # the newest are still tracked and end normally
+        list(stream)
+    assert value(registry, "llm_requests_total", model="gpt-4o-mini", status="success") == 2
+    del streams
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"max_run_age_seconds": 0}, "max_age_seconds must be > 0", id="zero-age"),
+        pytest.param({"max_tracked_runs": 0}, "max_runs must be >= 1", id="zero-runs"),
+    ],
+)
+def test_bounds_are_validated(kwargs, message):
+    """Nonsense bounds are rejected when the monitor is built."""
+    with pytest.raises(ValueError, match=message):
+        Monitor(**kwargs)

@@ -1,0 +1,99 @@
+"""LangGraph control flow (interrupts, Command to the parent graph) is not counted as failure."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypedDict
+
+import pytest
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.errors import GraphInterrupt, GraphRecursionError, NodeCancelledError, ParentCommand
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
+
+from langchain_llmmonitor.monitor import outcome_of
+
+from .conftest import fake_model, value
+
+
+class State(TypedDict):
+    amount: int
+    result: str
+
+
+@tool
+def approve_refund(amount: int) -> str:
+    """Ask a human to approve a refund."""
+    decision = interrupt({"amount": amount})
+    return f"refund {amount}: {decision}"
+
+
+def test_interrupt_inside_a_tool_is_interrupted_not_error(monitor, registry):
+    """A human-in-the-loop interrupt pauses the graph: the tool is "interrupted", nothing is an error; resuming succeeds."""
+
+    def refund(state: State, config) -> dict:
+        return {"result": approve_refund.invoke({"amount": state["amount"]}, config)}
+
+    graph = StateGraph(State)
+    graph.add_node("refund", refund)
+    graph.add_edge(START, "refund")
+    graph.add_edge("refund", END)
+    app = graph.compile(checkpointer=InMemorySaver())
+    config = {"callbacks": [monitor], "configurable": {"thread_id": "t1"}}
+
+    paused = app.invoke({"amount": 40, "result": ""}, config)
+    assert "__interrupt__" in paused
+    assert value(registry, "llm_tool_calls_total", tool="approve_refund", status="interrupted") == 1
+
+    assert app.invoke(Command(resume="approved"), config)["result"] == "refund 40: approved"
+    assert value(registry, "llm_tool_calls_total", tool="approve_refund", status="success") == 1
+    assert value(registry, "llm_tool_calls_total", tool="approve_refund", status="error") == 0
+    assert value(registry, "llm_invocations_total", name="LangGraph", status="success") == 2
+    assert value(registry, "llm_invocations_total", name="LangGraph", status="error") == 0
+    assert monitor.runs_in_flight == 0
+
+
+def test_command_to_parent_graph_is_not_an_error(monitor, registry):
+    """A subgraph handing control to its parent with Command(graph=PARENT) is routing, not a failure."""
+
+    def escalate(state: State) -> Command:
+        return Command(graph=Command.PARENT, goto="answer", update={"result": "escalated"})
+
+    sub = StateGraph(State)
+    sub.add_node("escalate", escalate)
+    sub.add_edge(START, "escalate")
+
+    def answer(state: State) -> dict:
+        reply = fake_model(answer="A human will call you.").invoke("escalation", config={"callbacks": [monitor]})
+        return {"result": f"{state['result']}: {reply.content}"}
+
+    parent = StateGraph(State)
+    parent.add_node("triage", sub.compile())
+    parent.add_node("answer", answer)
+    parent.add_edge(START, "triage")
+    parent.add_edge("answer", END)
+    result = parent.compile().invoke({"amount": 0, "result": ""}, {"callbacks": [monitor]})
+
+    assert result["result"] == "escalated: A human will call you."
+    assert value(registry, "llm_invocations_total", name="LangGraph", status="success") == 1
+    assert value(registry, "llm_invocations_total", name="LangGraph", status="error") == 0
+    assert value(registry, "llm_requests_total", model="gpt-4o-mini", status="success") == 1
+    assert monitor.runs_in_flight == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        pytest.param(GraphInterrupt(()), "interrupted", id="GraphInterrupt"),
+        pytest.param(ParentCommand(Command(graph=Command.PARENT, goto="x")), "interrupted", id="ParentCommand"),
+        pytest.param(GraphRecursionError("too deep"), "error", id="GraphRecursionError"),
+        pytest.param(NodeCancelledError("retrieve"), "cancelled", id="NodeCancelledError"),
+        pytest.param(asyncio.CancelledError(), "cancelled", id="CancelledError"),
+        pytest.param(GeneratorExit(), "cancelled", id="GeneratorExit"),
+        pytest.param(ValueError("bad"), "error", id="ValueError"),
+    ],
+)
+def test_outcome_of_real_langgraph_exceptions(error, outcome):
+    """LangGraph's own control-flow exceptions are recognised by class; real failures stay errors."""
+    assert outcome_of(error) == outcome
