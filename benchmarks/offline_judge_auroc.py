@@ -24,7 +24,7 @@ from langchain_llmmonitor.judges._base import EvaluationInput
 from langchain_llmmonitor.judges.offline import OfflineJudge
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "halueval_qa.jsonl"
+DEFAULT_DATA = REPO_ROOT / "benchmarks" / "data" / "halueval_qa.jsonl"  # HaluEval QA (MIT, see HALUEVAL_LICENSE)
 SPLITS = ("dev", "test")
 
 

@@ -138,8 +138,9 @@ def judge_latency(rounds: int, per_round: int) -> None:
         for name in order:
             config = {"callbacks": [monitors[name]]}
             for i in range(per_round):
+                question = f"{questions[i % len(questions)]} (request {round_number}-{i})"  # unique: no cache hits
                 started = time.perf_counter()
-                chain.invoke(questions[i % len(questions)], config=config)
+                chain.invoke(question, config=config)
                 latencies[name].append(time.perf_counter() - started)
     judged = monitors["Monitor, 200 ms judge, rate 1.0"]
     judged.close(timeout=30)
@@ -150,9 +151,16 @@ def judge_latency(rounds: int, per_round: int) -> None:
         p50, p99 = statistics.median(values), values[int(0.99 * (len(values) - 1))]
         print(f"{name:<34} p50 {p50 * 1e6:7.0f} µs ({p50 / base:.3f}x)  p99 {p99 * 1e6:7.0f} µs")
     registry = judged.registry
-    evaluated = registry.get_sample_value("llm_judge_evaluations_total", {"judge": "slow", "status": "success"}) or 0
-    dropped = registry.get_sample_value("llm_judge_dropped_total", {"reason": "queue_full"}) or 0
-    print(f"judge: {evaluated:.0f} evaluated, {dropped:.0f} dropped because the queue was full (never blocking a request)")
+    def count(metric: str, **labels: str) -> float:
+        return registry.get_sample_value(metric, labels) or 0.0
+
+    print(
+        f"judge: {count('llm_quality_samples_total', reason='rate'):.0f} sampled; "
+        f"{count('llm_judge_evaluations_total', judge='slow', status='success'):.0f} judged, "
+        f"{count('llm_judge_evaluations_total', judge='slow', status='cached'):.0f} answered from the cache, "
+        f"{count('llm_judge_dropped_total', reason='queue_full'):.0f} dropped on a full queue, "
+        f"{count('llm_judge_dropped_total', reason='shutdown'):.0f} left at shutdown (never blocking a request)"
+    )
 
 
 def rss_mb() -> float:

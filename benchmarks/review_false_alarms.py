@@ -1,28 +1,38 @@
 """How often the weekly review cries wolf on a stable process, and how fast it catches a real drop.
 
-Every figure comes from simulated weeks (`simulate_samples`), one history per seed, reviewed as the weekly CLI would.
-A week judged degraded is left out of later baselines, so a later review's `quarantined_periods` tells whether an
-earlier week was flagged: one review of week 8 yields the "degraded" verdicts of weeks 5-8. Weeks 9-12 of a longer
-history show the steady state, where skipped false alarms have had time to flatter later baselines.
+The review tests four criteria (faithfulness, relevance, completeness, hallucination rate), each at alpha / 4, and
+says "degraded" when any verdict does. Part 1 measures one verdict at that per-verdict alpha on simulated weeks
+(`simulate_samples`), one history per seed, reviewed as the weekly CLI would. A week judged degraded is left out of
+later baselines, so a later review's `quarantined_periods` tells whether an earlier week was flagged: one review of
+week 8 yields the "degraded" verdicts of weeks 5-8. Weeks 9-12 of a longer history show the steady state, where
+skipped false alarms have had time to flatter later baselines. Part 2 runs the whole thing, `generate_history` into a
+SQLite store and `build_review` over it, and counts reviews of the last week that say anything is degraded.
 
-    .venv/bin/python benchmarks/review_false_alarms.py [--seeds 500]
+    .venv/bin/python benchmarks/review_false_alarms.py [--seeds 500] [--review-seeds 200]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+from langchain_llmmonitor.review import CRITERIA, build_review, generate_history
 from langchain_llmmonitor.review._drift import DriftAssessment, Kind, Sample, assess, simulate_samples
+from langchain_llmmonitor.store import Store
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 WEEK = timedelta(weeks=1)
 BASELINE_WEEKS = 4
+REVIEW_ALPHA = 0.05  # build_review's default: the chance that a stable week gets any "degraded"
+VERDICT_ALPHA = REVIEW_ALPHA / len(CRITERIA)
 
 
-def review(samples: list[Sample], week: int, kind: Kind) -> DriftAssessment:
+def review(samples: list[Sample], week: int, kind: Kind, alpha: float = VERDICT_ALPHA) -> DriftAssessment:
     """The review of week `week` (1-based), bad direction: scores falling, hallucination rate rising."""
     return assess(
         samples,
@@ -31,6 +41,7 @@ def review(samples: list[Sample], week: int, kind: Kind) -> DriftAssessment:
         kind=kind,
         direction="decrease" if kind == "score" else "increase",
         baseline_weeks=BASELINE_WEEKS,
+        alpha=alpha,
     )
 
 
@@ -40,25 +51,30 @@ def degraded_weeks(result: DriftAssessment, week: int) -> set[int]:
     return skipped | ({week} if result.verdict == "degraded" else set())
 
 
-def false_alarm_rates(seeds: range, *, kind: Kind, level: float, per_week: int, weeks: int) -> tuple[float, float]:
+def false_alarm_rates(
+    seeds: range, *, kind: Kind, level: float, per_week: int, weeks: int, sd: float = 1.0
+) -> tuple[float, float]:
     """On a stable process of `weeks` weeks: the share of the last 4 weeks called "degraded", and of the last week
     called "improved" (the other wrong verdict). All 4 have a full baseline when `weeks` >= 8."""
     degraded = improved = 0
     for seed in seeds:
-        samples = simulate_samples(start=START, weekly_levels=[level] * weeks, per_week=per_week, kind=kind, seed=seed)
+        levels = [level] * weeks
+        samples = simulate_samples(start=START, weekly_levels=levels, per_week=per_week, kind=kind, sd=sd, seed=seed)
         result = review(samples, weeks, kind)
         degraded += len({w for w in degraded_weeks(result, weeks) if w > weeks - 4})
         improved += result.verdict == "improved"
     return degraded / (4 * len(seeds)), improved / len(seeds)
 
 
-def detection_rates(seeds: range, *, kind: Kind, before: float, after: float, per_week: int) -> tuple[float, float]:
+def detection_rates(
+    seeds: range, *, kind: Kind, before: float, after: float, per_week: int, alpha: float = VERDICT_ALPHA
+) -> tuple[float, float]:
     """Share of histories whose change at the start of week 5 is flagged in the week-5 review, and by week 6's."""
     within_one = within_two = 0
     for seed in seeds:
         levels = [before] * BASELINE_WEEKS + [after] * 2
         samples = simulate_samples(start=START, weekly_levels=levels, per_week=per_week, kind=kind, seed=seed)
-        flagged = degraded_weeks(review(samples, 6, kind), 6)
+        flagged = degraded_weeks(review(samples, 6, kind, alpha), 6)
         within_one += 5 in flagged
         within_two += bool(flagged & {5, 6})
     return within_one / len(seeds), within_two / len(seeds)
@@ -95,29 +111,69 @@ def midweek_drop(seeds: range, *, per_week: int) -> dict[str, float]:
     return {name: count / len(seeds) for name, count in caught.items()}
 
 
+def whole_review(task: tuple[str, int]) -> dict[str, str]:
+    """The verdicts of one simulated history's last week, as `llmmonitor review` would give them."""
+    scenario, seed = task
+    now = START + 6 * WEEK
+    with tempfile.TemporaryDirectory() as directory:
+        store = Store(Path(directory) / "monitor.db")
+        try:
+            generate_history(store, scenario=scenario, seed=seed, now=now)  # type: ignore[arg-type]
+            result = build_review(store, until=now, alpha=REVIEW_ALPHA)
+        finally:
+            store.close()
+    return {criterion.name: criterion.verdict for criterion in result.criteria}
+
+
+def whole_review_rates(scenario: str, seeds: range, workers: int) -> dict[str, float]:
+    with ProcessPoolExecutor(workers) as pool:
+        verdicts = list(pool.map(whole_review, [(scenario, seed) for seed in seeds], chunksize=4))
+    rates = {
+        "any degraded": sum("degraded" in v.values() for v in verdicts),
+        "any improved": sum("improved" in v.values() for v in verdicts),
+        **{f"{name} degraded": sum(v[name] == "degraded" for v in verdicts) for name in verdicts[0]},
+    }
+    return {name: count / len(verdicts) for name, count in rates.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=500)
-    seeds = range(parser.parse_args().seeds)
+    parser.add_argument("--seeds", type=int, default=500, help="histories per line of part 1")
+    parser.add_argument("--review-seeds", type=int, default=200, help="whole reviews per scenario in part 2")
+    parser.add_argument("--workers", type=int, default=2)
+    options = parser.parse_args()
+    seeds = range(options.seeds)
     began = time.perf_counter()
-    print(f"{len(seeds)} seeds, 4-week baseline, alpha 0.05 (test 0.04 + EWMA 0.01 per week)\n")
+    print(
+        f"Part 1: one verdict, {len(seeds)} seeds, 4-week baseline, alpha {VERDICT_ALPHA:g} per verdict "
+        f"(= {REVIEW_ALPHA:g} / {len(CRITERIA)} criteria; "
+        f"test {0.8 * VERDICT_ALPHA:g} + EWMA {0.2 * VERDICT_ALPHA:g})\n"
+    )
     print("Wrong verdicts on a stable process: degraded (each of 4 weeks) / improved (the last week):")
-    for label, kind, level, per_week, weeks in [
-        ("faithfulness 4.2, 150/week, weeks 5-8", "score", 4.2, 150, 8),
-        ("faithfulness 4.2, 150/week, weeks 9-12", "score", 4.2, 150, 12),
-        ("faithfulness 4.2, 100/week, weeks 5-8", "score", 4.2, 100, 8),
-        ("hallucination 5%, 150/week, weeks 5-8", "rate", 0.05, 150, 8),
+    for label, kind, level, sd, per_week, weeks in [
+        ("faithfulness 4.2, 150/week, weeks 5-8", "score", 4.2, 1.0, 150, 8),
+        ("faithfulness 4.2, 150/week, weeks 9-12", "score", 4.2, 1.0, 150, 12),
+        ("faithfulness 4.2, 100/week, weeks 5-8", "score", 4.2, 1.0, 100, 8),
+        ("relevance 4.4 sd 0.8, 150/week, weeks 5-8", "score", 4.4, 0.8, 150, 8),
+        ("hallucination 5%, 150/week, weeks 5-8", "rate", 0.05, 1.0, 150, 8),
     ]:
-        degraded, improved = false_alarm_rates(seeds, kind=kind, level=level, per_week=per_week, weeks=weeks)
-        print(f"  {label:40} {degraded:6.1%} / {improved:6.1%}")
-    print("\nDetection of a change at the start of week 5 (within 1 week / within 2 weeks):")
+        degraded, improved = false_alarm_rates(seeds, kind=kind, level=level, per_week=per_week, weeks=weeks, sd=sd)
+        print(f"  {label:42} {degraded:6.1%} / {improved:6.1%}")
+    print(
+        f"\nDetection of a change at the start of week 5 (within 1 week / within 2 weeks), at alpha {VERDICT_ALPHA:g} "
+        f"and, for the price of the split, at {REVIEW_ALPHA:g}:"
+    )
     for label, kind, before, after, per_week in [
         ("faithfulness 4.2 -> 3.9, 150/week", "score", 4.2, 3.9, 150),
         ("faithfulness 4.2 -> 3.9, 100/week", "score", 4.2, 3.9, 100),
         ("hallucination 5% -> 10%, 150/week", "rate", 0.05, 0.10, 150),
     ]:
-        within_one, within_two = detection_rates(seeds, kind=kind, before=before, after=after, per_week=per_week)
-        print(f"  {label:36} {within_one:6.1%} / {within_two:6.1%}")
+        rates = [
+            detection_rates(seeds, kind=kind, before=before, after=after, per_week=per_week, alpha=alpha)
+            for alpha in (VERDICT_ALPHA, REVIEW_ALPHA)
+        ]
+        (one, two), (one_unsplit, two_unsplit) = rates
+        print(f"  {label:36} {one:6.1%} / {two:6.1%}   (unsplit {one_unsplit:6.1%} / {two_unsplit:6.1%})")
     delays, misses = chart_delays(seeds, per_week=150)
     print(
         f"\nEWMA detection delay for 4.2 -> 3.9 at 150/week: median {statistics.median(delays):.0f} samples "
@@ -127,6 +183,19 @@ def main() -> None:
     print("\nDrop starting Thursday of week 5, caught by the week-5 review at 150/week:")
     for name, rate in midweek_drop(seeds, per_week=150).items():
         print(f"  {name:18} {rate:6.1%}")
+
+    review_seeds = range(options.review_seeds)
+    print(
+        f"\nPart 2: the whole review (generate_history -> SQLite -> build_review), {len(review_seeds)} histories per "
+        f"scenario, last week reviewed, alpha {REVIEW_ALPHA:g} across the 4 verdicts:"
+    )
+    for scenario, description in [
+        ("stable", "stable (faithfulness 4.2, relevance 4.4, completeness 4.0, hallucination 5%)"),
+        ("degradation", "degradation (last week: faithfulness 4.2 -> 3.6 day by day, mean 3.9; hallucination 12%)"),
+    ]:
+        print(f"  {description}:")
+        for name, rate in whole_review_rates(scenario, review_seeds, options.workers).items():
+            print(f"    {name:26} {rate:6.1%}")
     print(f"\n{time.perf_counter() - began:.0f} s")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import math
 import random
 import re
@@ -29,6 +30,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
+from pydantic import PrivateAttr
 
 CORPUS = (
     "Acme Cloud stores backups in three regions: Frankfurt, Virginia and Singapore.",
@@ -122,7 +124,8 @@ class DemoChatModel(GenericFakeChatModel):
     """LangChain's generic fake chat model, answering from the context in its prompt and reporting usage.
 
     `error_rate` makes calls fail, `hallucination_rate` appends an invented fact, `latency_seconds` is the median of a
-    log-normal delay. All randomness is seeded per prompt, so runs are reproducible.
+    log-normal delay. Each call draws from a generator seeded by `seed`, the prompt and the call's sequence number, so
+    the same calls in the same order give the same outcomes (with many threads the order, and so the outcomes, vary).
     """
 
     messages: Iterator[AIMessage | str] = iter(())
@@ -131,9 +134,10 @@ class DemoChatModel(GenericFakeChatModel):
     error_rate: float = 0.0
     hallucination_rate: float = 0.0
     seed: int = 0
+    _calls: Iterator[int] = PrivateAttr(default_factory=itertools.count)
 
     def _rng(self, messages: list[BaseMessage]) -> random.Random:
-        digest = hashlib.blake2b(f"{self.seed}|{messages[-1].content}|{time.perf_counter_ns()}".encode(), digest_size=8)
+        digest = hashlib.blake2b(f"{self.seed}|{messages[-1].content}|{next(self._calls)}".encode(), digest_size=8)
         return random.Random(int.from_bytes(digest.digest(), "big"))
 
     def _generate(

@@ -41,6 +41,7 @@ WORKER_EVENT = "quality_worker"
 SUBMIT_EVENT = "quality_submit"
 
 _MAX_STORED_TEXT = 4_000
+_STORE_RETRY_DELAYS = (0.2, 1.0, None)  # three attempts over about a second, then the row is counted as lost
 _MAX_STORED_REASON = 2_000
 _MAX_LOGGED_REASON = 500
 _WINDOW_S = 3_600.0
@@ -495,43 +496,47 @@ class QualityPipeline:
 
         model, prompt_version = self._identity(verdict)
         scores = verdict.scores if verdict is not None else None
-        try:
-            self._store.add_evaluation(
-                EvaluationRecord(
-                    run_id=job.run_id,
-                    trace_id=job.trace_id,
-                    request_id=job.request_id,
-                    project=job.project,
-                    judge=self._judge_name,
-                    judge_model=model,
-                    prompt_version=prompt_version,
-                    sampling=job.sampling,
-                    sample_reason=job.sample_reason,
-                    status=ERROR if scores is None else SUCCESS,  # a cache hit is a real score for this run
-                    error_type=error_type,
-                    faithfulness=None if scores is None else scores.faithfulness,
-                    relevance=None if scores is None else scores.relevance,
-                    completeness=None if scores is None else scores.completeness,
-                    hallucination=None if scores is None else scores.hallucination,
-                    reason=None if scores is None else _clip(scores.reason, _MAX_STORED_REASON),
-                    question=_clip(job.item.question, _MAX_STORED_TEXT),
-                    answer=_clip(job.item.answer, _MAX_STORED_TEXT),
-                    judge_prompt_tokens=usage.prompt_tokens,
-                    judge_completion_tokens=usage.completion_tokens,
-                    judge_cost_usd=usage.cost_usd,
-                )
-            )
-        except Exception as exc:  # noqa: BLE001 - a store outage loses this row, not the worker
-            self._metrics.handler_errors(STORE_EVENT).inc()
-            self._log.warning(
-                "quality_store_error",
-                run_id=job.run_id,
-                trace_id=job.trace_id,
-                judge=self._judge_name,
-                error=describe_error(exc),
-            )
-            return False
-        return True
+        record = EvaluationRecord(
+            run_id=job.run_id,
+            trace_id=job.trace_id,
+            request_id=job.request_id,
+            project=job.project,
+            judge=self._judge_name,
+            judge_model=model,
+            prompt_version=prompt_version,
+            sampling=job.sampling,
+            sample_reason=job.sample_reason,
+            status=ERROR if scores is None else SUCCESS,  # a cache hit is a real score for this run
+            error_type=error_type,
+            faithfulness=None if scores is None else scores.faithfulness,
+            relevance=None if scores is None else scores.relevance,
+            completeness=None if scores is None else scores.completeness,
+            hallucination=None if scores is None else scores.hallucination,
+            reason=None if scores is None else _clip(scores.reason, _MAX_STORED_REASON),
+            question=_clip(job.item.question, _MAX_STORED_TEXT),
+            answer=_clip(job.item.answer, _MAX_STORED_TEXT),
+            judge_prompt_tokens=usage.prompt_tokens,
+            judge_completion_tokens=usage.completion_tokens,
+            judge_cost_usd=usage.cost_usd,
+        )
+        failure: Exception | None = None
+        for delay in _STORE_RETRY_DELAYS:  # the write is idempotent (the record's id), so a retry never doubles it
+            try:
+                self._store.add_evaluation(record)
+                return True
+            except Exception as exc:  # noqa: BLE001 - a store outage must not kill the worker
+                failure = exc
+                if delay is not None:
+                    time.sleep(delay)
+        self._metrics.handler_errors(STORE_EVENT).inc()
+        self._log.warning(
+            "quality_store_error",
+            run_id=job.run_id,
+            trace_id=job.trace_id,
+            judge=self._judge_name,
+            error=describe_error(failure) if failure is not None else None,
+        )
+        return False
 
     def _log_evaluation(
         self,

@@ -283,6 +283,7 @@ def _judge_outbox_rows(record: EvaluationRecord) -> list[dict[str, Any]]:
         judge_model=record.judge_model,
         prompt_version=record.prompt_version,
         sampling=record.sampling,
+        sample_reason=record.sample_reason,
     )
     return [
         _outbox_row(
@@ -536,6 +537,13 @@ class Store:
         with self.engine.connect() as connection:
             row = connection.execute(select(outbox_table).where(outbox_table.c.id == id)).mappings().first()
         return None if row is None else _from_row(OutboxItem, row)
+
+    def pending_items(self, limit: int = 100) -> list[OutboxItem]:
+        """Items still to deliver, oldest first, without claiming them (for inspection; the forwarder claims)."""
+        table = outbox_table
+        query = select(table).where(_undone).order_by(table.c.created_at, table.c.id).limit(limit)
+        with self.engine.connect() as connection:
+            return [_from_row(OutboxItem, row) for row in connection.execute(query).mappings()]
 
     def dead_items(self, limit: int = 100) -> list[OutboxItem]:
         """Parked items, most recent first, with the error that parked them."""

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
 from langchain_llmmonitor.cli import main
 from langchain_llmmonitor.demo import DemoOptions, histogram_quantile, run_demo
+from langchain_llmmonitor.store import Store
 
 
 def test_demo_counts_match_what_it_sent(tmp_path):
     """Every request the demo drove shows up in the scraped metrics; logs are JSON lines; nothing left in flight."""
-    result = run_demo(DemoOptions(requests=60, port=0, out_dir=tmp_path, latency_seconds=0.001), echo=lambda *_: None)
+    options = DemoOptions(requests=60, port=0, out_dir=tmp_path, latency_seconds=0.001, history_weeks=0)
+    result = run_demo(options, echo=lambda *_: None)
     counts, samples = result["counts"], result["samples"]
 
     def total(name: str, **labels: str) -> float:
@@ -30,14 +33,46 @@ def test_demo_counts_match_what_it_sent(tmp_path):
     assert events.count("invocation") == sum(counts.values())
 
 
+def test_demo_closes_the_quality_loop(tmp_path):
+    """Judge scores, user ratings and invocations all reach the store and agree with the metrics; forced evaluations
+    follow thumbs-down; the review of the simulated history finds the degradation and writes its report."""
+    options = DemoOptions(requests=80, port=0, out_dir=tmp_path, latency_seconds=0.001, sample_rate=0.3, feedback_rate=0.5)
+    result = run_demo(options, echo=lambda *_: None)
+    samples, ratings = result["samples"], result["ratings"]
+
+    def total(name: str, **labels: str) -> float:
+        return sum(s.value for s in samples[name] if all(s.labels.get(k) == v for k, v in labels.items()))
+
+    store = Store(result["store_path"])
+    try:
+        window = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+        invocations = list(store.invocations(*window))
+        evaluations = list(store.evaluations(*window))
+        feedback = list(store.user_feedback(*window))
+    finally:
+        store.close()
+    assert len(invocations) == total("llm_invocations_total")
+    assert len(evaluations) == total("llm_judge_evaluations_total") > 0
+    assert len(feedback) == ratings["up"] + ratings["down"] == total("llm_user_feedback_total") > 0
+    forced_by_feedback = [e for e in evaluations if e.sample_reason == "feedback"]
+    assert all(e.sampling == "forced" for e in forced_by_feedback)
+    assert {e.run_id for e in forced_by_feedback} <= {f.run_id for f in feedback if f.score < 0}
+    review = result["review"]
+    assert review["review"].status == "degraded"
+    assert review["paths"].html.is_file() and review["paths"].markdown.is_file()
+
+
 def test_cli_demo_prints_a_summary(tmp_path, capsys):
-    """`llmmonitor demo` exits 0 and prints the summary with latency percentiles and cost."""
+    """`llmmonitor demo` exits 0 and prints the summary with latency percentiles, cost, quality and the review's path."""
     assert main(["demo", "--requests", "20", "--port", "0", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Serving metrics at http://127.0.0.1:" in out
-    for heading in ("invocations", "LLM calls", "time to first token", "tokens", "cost", "errors"):
+    for heading in ("invocations", "LLM calls", "time to first token", "tokens", "cost", "errors", "judged", "quality", "feedback"):
         assert heading in out
     assert "p99" in out
+    assert "Weekly review: DEGRADED" in out
+    report = out.split("Report: ")[1].split(" ")[0]
+    assert (tmp_path / report.split("/")[-1]).is_file()
 
 
 @pytest.mark.parametrize(

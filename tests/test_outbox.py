@@ -171,6 +171,7 @@ def test_judge_scores_and_user_rating_land_once_with_every_field(
             "judge_model": "offline-v1",
             "prompt_version": "2026-03",
             "sampling": "forced",
+            "sample_reason": "feedback",
         },
     }
     assert (stored["user_rating"]["value"], stored["user_rating"]["comment"]) == ("negative", "wrong hours")

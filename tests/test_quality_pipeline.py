@@ -332,6 +332,33 @@ def test_store_failure_is_counted_and_logged_and_the_worker_goes_on(
     assert [event["stored"] for event in logs.named("quality_eval")] == [False] * 3
 
 
+class OnceLockedStore(Store):
+    """A real store whose first evaluation write fails, like SQLite answering "database is locked" once."""
+
+    failures = 0
+
+    def add_evaluation(self, record: EvaluationRecord) -> None:
+        if self.failures == 0:
+            self.failures += 1
+            raise RuntimeError("database is locked")
+        super().add_evaluation(record)
+
+
+def test_a_brief_store_failure_is_retried_and_nothing_is_lost(
+    make_pipeline: Make, registry: CollectorRegistry, tmp_path: Path, logs: LogRecorder
+) -> None:
+    """A write that fails once is retried (idempotently): the evaluation is stored once and no loss is counted."""
+    store = OnceLockedStore(tmp_path / "locked.db")
+    pipeline = make_pipeline(OfflineJudge(), store=store)
+    assert pipeline.submit(job(0))
+    assert pipeline.flush(WAIT_S)
+    assert store.failures == 1
+    assert [record.run_id for record in stored(store)] == [run_id(0)]
+    assert value(registry, "llm_monitor_handler_errors_total", event="store") == 0
+    assert logs.named("quality_store_error") == []
+    store.close()
+
+
 def test_queue_full_drops_without_waiting(make_pipeline: Make, registry: CollectorRegistry) -> None:
     """With the judge stuck, submits beyond the queue return False at once (queue_full); the rest run later."""
     judge = BlockingJudge()

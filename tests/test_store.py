@@ -169,6 +169,7 @@ def test_successful_evaluation_round_trips_with_one_outbox_item_per_score(
             "judge_model": "offline-v1",
             "prompt_version": "2026-03",
             "sampling": "random",
+            "sample_reason": "rate",
         },
         "feedback_source_type": "model",
     }
@@ -344,3 +345,13 @@ def test_sqlite_file_runs_in_wal_mode(tmp_path: Path) -> None:
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
     store.close()
+
+
+def test_pending_items_lists_without_claiming(store: Store) -> None:
+    """Inspecting the outbox shows what is waiting, oldest first, and leaves it all to the forwarder."""
+    record = evaluation()
+    store.add_evaluation(record)
+    listed = store.pending_items()
+    assert len(listed) == 4 and all(item.lease_until is None and item.attempts == 0 for item in listed)
+    assert {item.payload["key"] for item in listed} == {"faithfulness", "relevance", "completeness", "hallucination"}
+    assert len(store.claim_due(10, lease_seconds=60)) == 4  # nothing was leased by listing

@@ -3,9 +3,10 @@
 Choices, and why:
 * One family of verdicts. Faithfulness, relevance, completeness and the hallucination rate are each tested at
   `alpha / 4`, so a stable week gets *any* "degraded" with probability <= `alpha` (Bonferroni; the criteria are
-  correlated in practice, which makes it conservative). Four verdicts at 5% each would cry wolf in ~1 week in 5.
-  The price: a 4.2 -> 3.9 faithfulness drop at 150 samples a week is caught in its first week ~80% of the time
-  instead of ~94%, and almost surely within two (benchmarks/review_false_alarms.py).
+  correlated in practice, which makes it conservative). Four verdicts at 5% each would cry wolf in ~1 week in 5;
+  measured on whole simulated reviews: 4.5% of stable weeks get any "degraded". The price, at 150 random samples a
+  week (benchmarks/review_false_alarms.py): a 4.2 -> 3.9 faithfulness drop is caught in its first week 86% of the
+  time instead of 96% (94% / 99% within two weeks), a 5% -> 10% hallucination rate 48% instead of 69%.
 * History: the baseline is the `baseline_weeks` periods before the window, but twice that many periods are loaded so
   that the verdict procedure can skip earlier periods that were already degraded (see `_drift`).
 * User ratings are described (rate and 95% Wilson interval, this period and baseline), not tested: raters are
@@ -20,7 +21,8 @@ Choices, and why:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -76,17 +78,12 @@ def build_review(
     progress: bool | None = None,
     seed: int = 0,
 ) -> Review:
-    """Review [until - since, until) against the `baseline_weeks` periods of the same length before it."""
-    if not isinstance(store, Store):
-        opened = Store(store)
-        try:
-            return build_review(
-                opened, since=since, until=until, baseline_weeks=baseline_weeks, langsmith_client=langsmith_client,
-                project=project, alpha=alpha, min_samples=min_samples, worst=worst, langsmith_url=langsmith_url,
-                run_url_template=run_url_template, progress=progress, seed=seed,
-            )  # fmt: skip
-        finally:
-            opened.close()
+    """Review [until - since, until) against the `baseline_weeks` periods of the same length before it.
+
+    `store` is a Store, or a path / URL opened and closed here. With `langsmith_client` (and `project`), scores and
+    ratings found only in LangSmith are merged and run links become exact. `progress`: tqdm bars on stderr for the
+    LangSmith reads (None: only on a terminal). The result depends only on the data and `seed`.
+    """
     until = until or utcnow()
     if until.tzinfo is None:
         raise ValueError("until must be timezone-aware")
@@ -98,8 +95,11 @@ def build_review(
     display_start = window_start - baseline_weeks * since
     history_start = window_start - HISTORY_FACTOR * baseline_weeks * since
 
-    evaluations = list(store.evaluations(history_start, until))
-    user_records = list(store.user_feedback(history_start, until))
+    with _opened(store) as db:
+        evaluations = list(db.evaluations(history_start, until))
+        user_records = list(db.user_feedback(history_start, until))
+        usage, invocation_count = _usage(db, evaluations, window_start, display_start, until, since)
+        store_name = db.engine.url.render_as_string(hide_password=True)
     judged = [judged_from_store(record) for record in evaluations if record.status == "success"]
     ratings = [rating_from_store(record) for record in user_records]
     linker = RunLinker(langsmith_url, template=run_url_template, default_project=project)
@@ -125,17 +125,14 @@ def build_review(
         _criterion(spec, judged, window_start, display_start, until, baseline_weeks, verdict_alpha, min_samples, seed)
         for spec in CRITERIA
     )
-    judge_changes = tuple(
-        sorted({(c.at, c.previous_key, c.judge_key): c for r in criteria for c in r.assessment.judge_changes}.values(),
-               key=lambda c: c.at)
-    )  # fmt: skip
+    unique_changes = {(c.at, c.previous_key, c.judge_key): c for r in criteria for c in r.assessment.judge_changes}
+    judge_changes = tuple(sorted(unique_changes.values(), key=lambda change: change.at))
     in_window = [j for j in judged if window_start <= j.at < until]
     forced = _forced(in_window, criteria)
     feedback = _user_feedback(ratings, window_start, display_start, until, linker)
-    usage, invocation_count = _usage(store, evaluations, window_start, display_start, until, since)
     worst_samples = _worst(in_window, worst, linker)
     sources = Sources(
-        store=store.engine.url.render_as_string(hide_password=True),
+        store=store_name,
         evaluations=sum(1 for record in evaluations if record.created_at >= display_start),
         user_feedback=sum(1 for record in user_records if record.created_at >= display_start),
         invocations=invocation_count,
@@ -145,13 +142,13 @@ def build_review(
         langsmith_feedback_already_local=remote.already_local if remote else 0,
         langsmith_feedback_other_keys=remote.other_keys if remote else 0,
         run_links=linker.quality,
-    )  # fmt: skip
+    )
     verdicts = [criterion.verdict for criterion in criteria]
-    status: Status = (
-        "degraded" if "degraded" in verdicts
-        else "not_enough_samples" if all(v == "not_enough_samples" for v in verdicts)
-        else "ok"
-    )  # fmt: skip
+    status: Status = "ok"
+    if "degraded" in verdicts:
+        status = "degraded"
+    elif all(verdict == "not_enough_samples" for verdict in verdicts):
+        status = "not_enough_samples"
     review = Review(
         generated_at=utcnow(),
         window_start=window_start,
@@ -171,6 +168,19 @@ def build_review(
         sources=sources,
     )
     return replace(review, highlights=tuple(_highlights(review)))
+
+
+@contextmanager
+def _opened(store: Store | str | Path) -> Iterator[Store]:
+    """The caller's store as it is, or one opened from a path or URL and closed afterwards."""
+    if isinstance(store, Store):
+        yield store
+        return
+    opened = Store(store)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def _criterion(
@@ -394,7 +404,9 @@ def _highlights(review: Review) -> list[str]:
     for criterion in by_verdict.get("degraded", []):
         signal = criterion.assessment.chart_signal_at
         focus = f", especially from {_day(signal)} on" if signal else ""
-        lines.append(f"{criterion.label} DEGRADED: {criterion.summary}. Look at the lowest-scored answers below{focus}.")
+        lines.append(
+            f"{criterion.label} DEGRADED: {criterion.summary}. Look at the lowest-scored answers below{focus}."
+        )
     shown = [c for c in review.judge_changes if review.display_start <= c.at < review.window_end]
     for change in shown:
         lines.append(
@@ -439,9 +451,9 @@ def _level_change(criterion: CriterionReview) -> str:
 def _feedback_line(feedback: UserFeedbackSummary, word: str) -> str:
     if not feedback.n:
         return f"No user ratings this {word}."
-    baseline = (
-        f", baseline {feedback.baseline_rate:.0%} of {feedback.baseline_n}" if feedback.baseline_rate is not None else ""
-    )
+    baseline = ""
+    if feedback.baseline_rate is not None:
+        baseline = f", baseline {feedback.baseline_rate:.0%} of {feedback.baseline_n}"
     comments = f"; {len(feedback.comments)} comments below" if feedback.comments else ""
     return f"Thumbs down: {feedback.rate:.0%} of {feedback.n} user ratings this {word}{baseline}{comments}."
 

@@ -52,15 +52,16 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
         description="Review judged quality, user feedback and usage over the last period against the periods before "
         "it, and write a self-contained HTML report and a Markdown one.",
     )
-    parser.add_argument("--since", type=parse_since, default=timedelta(days=7), help="period to review: 7d (default), 2w, 24h")
-    parser.add_argument("--until", type=_moment, default=None, help="end of the period, ISO 8601 (default: now; naive = UTC)")
-    parser.add_argument("--store", default="llmmonitor.db", help="SQLite file or SQLAlchemy URL (default llmmonitor.db)")
-    parser.add_argument("--out", type=Path, default=Path("llmmonitor-out"), help="directory for the reports")
-    parser.add_argument("--baseline-weeks", type=_positive, default=4, help="baseline periods before the reviewed one (default 4)")
-    parser.add_argument("--min-samples", type=_positive, default=50, help="random samples needed per period and criterion (default 50)")
-    parser.add_argument("--langsmith-project", default=None, help="also merge judge scores and ratings found in this LangSmith project")
-    parser.add_argument("--langsmith-url", default=DEFAULT_LANGSMITH_URL, help=f"LangSmith web app, for run links (default {DEFAULT_LANGSMITH_URL})")
-    parser.add_argument("--json", action="store_true", help="print the review as JSON instead of the summary")
+    option = parser.add_argument
+    option("--since", type=parse_since, default=timedelta(days=7), help="period to review: 7d (default), 2w, 24h")
+    option("--until", type=_moment, default=None, help="end of the period, ISO 8601 (default: now; naive = UTC)")
+    option("--store", default="llmmonitor.db", help="SQLite file or SQLAlchemy URL (default llmmonitor.db)")
+    option("--out", type=Path, default=Path("llmmonitor-out"), help="directory for the reports")
+    option("--baseline-weeks", type=_positive, default=4, help="baseline periods before the reviewed one (default 4)")
+    option("--min-samples", type=_positive, default=50, help="random samples needed per period and criterion")
+    option("--langsmith-project", default=None, help="also merge judge scores and ratings from this LangSmith project")
+    option("--langsmith-url", default=DEFAULT_LANGSMITH_URL, help="LangSmith web app, for run links")
+    option("--json", action="store_true", help="print the review as JSON instead of the summary")
     parser.set_defaults(func=run_cli)
     return parser
 
@@ -81,17 +82,22 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.langsmith_project:
         from langsmith import Client
 
-        client = Client()
-    review = build_review(
-        args.store,
-        since=args.since,
-        until=args.until,
-        baseline_weeks=args.baseline_weeks,
-        min_samples=args.min_samples,
-        langsmith_client=client,
-        project=args.langsmith_project,
-        langsmith_url=args.langsmith_url,
-    )
+        client = Client(auto_batch_tracing=False)  # read-only: no background sender thread
+    try:
+        review = build_review(
+            args.store,
+            since=args.since,
+            until=args.until,
+            baseline_weeks=args.baseline_weeks,
+            min_samples=args.min_samples,
+            langsmith_client=client,
+            project=args.langsmith_project,
+            langsmith_url=args.langsmith_url,
+        )
+    finally:
+        close = getattr(client, "close", None)  # not in older SDKs
+        if close is not None:
+            close()
     paths = write_report(review, args.out)
     if args.json:
         data = review.to_dict()

@@ -372,15 +372,11 @@ def _ewma_chart(baseline: np.ndarray, current: np.ndarray, rules: _Rules, rng: n
     badness_baseline = rules.bad_sign * (baseline - mean) / sd
     badness_current = rules.bad_sign * (current - mean) / sd
     warmup = min(baseline.size, _CHART_WARMUP)
-    chart_alpha = rules.alpha * CHART_SHARE_OF_ALPHA
-    # At least ~10 resampled weeks above the limit, or a small alpha (a review splits it across criteria) rests the
-    # limit on one or two extreme peaks.
-    resamples = max(_CHART_RESAMPLES, math.ceil(10 / chart_alpha))
-    simulated = badness_baseline[rng.integers(0, baseline.size, size=(resamples, warmup + current.size))]
+    simulated = badness_baseline[rng.integers(0, baseline.size, size=(_CHART_RESAMPLES, warmup + current.size))]
     # The current week is centred on an estimated baseline mean; its error is part of the false-alarm budget.
-    simulated[:, warmup:] += rng.normal(0.0, 1.0 / math.sqrt(baseline.size), size=(resamples, 1))
+    simulated[:, warmup:] += rng.normal(0.0, 1.0 / math.sqrt(baseline.size), size=(_CHART_RESAMPLES, 1))
     peaks = _ewma(simulated)[:, warmup:].max(axis=1)
-    limit = float(np.quantile(peaks, 1 - chart_alpha))
+    limit = float(np.quantile(peaks, 1 - rules.alpha * CHART_SHARE_OF_ALPHA))
     path = _ewma(np.concatenate([badness_baseline, badness_current]))
     crossings = np.flatnonzero(path[baseline.size :] > limit)
     return _Chart(rules.bad_sign * path, rules.bad_sign * limit, int(crossings[0]) if crossings.size else None)

@@ -112,7 +112,14 @@ def _add_score(scores: dict[tuple[str, str], dict[str, Any]], feedback: Any, run
     key = judge_key(str(metadata["judge"]), str(metadata["judge_model"]), str(metadata["prompt_version"]))
     entry = scores.setdefault(
         (str(run.id), key),
-        dict(run=run, judge_key=key, sampling=str(metadata.get("sampling", "random")), scores={}, reason=None),
+        dict(
+            run=run,
+            judge_key=key,
+            sampling=str(metadata.get("sampling", "random")),
+            sample_reason=str(metadata.get("sample_reason", "langsmith")),  # sent by newer monitors only
+            scores={},
+            reason=None,
+        ),
     )
     entry["scores"][feedback.key] = float(feedback.score)
     entry["reason"] = entry["reason"] or feedback.comment
@@ -127,7 +134,7 @@ def _judged(entry: dict[str, Any], project: str) -> Judged:
         project=project,
         judge_key=entry["judge_key"],
         sampling=entry["sampling"],
-        sample_reason="langsmith",
+        sample_reason=entry["sample_reason"],
         scores=entry["scores"],
         reason=entry["reason"],
         question=None,

@@ -77,7 +77,7 @@ def _change(value: float | None, kind: str) -> str:
 def _p(value: float | None) -> str:
     if value is None:
         return "–"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
+    return "p<0.001" if value < 0.001 else f"p={value:.3f}"
 
 
 def _clip(text: str | None, limit: int = _TEXT_LIMIT) -> str:
@@ -113,7 +113,7 @@ def _verdict_rows(review: Review) -> list[list[str]]:
                 f"{_level(a.current_mean, c.kind)} (n={a.current_n})",
                 f"{_level(a.baseline_mean, c.kind)} (n={a.baseline_n})",
                 interval,
-                f"{a.test} p={_p(p_value)}",
+                f"{a.test} {_p(p_value)}",
                 chart,
                 forced,
             ]
@@ -295,10 +295,13 @@ def _criterion_figure(review: Review, criterion: CriterionReview) -> str:
     distribution = criterion.distribution
     total_now, total_base = sum(distribution.current) or 1, sum(distribution.baseline) or 1
     positions = range(len(distribution.levels))
-    distribution_axis.bar([x - 0.2 for x in positions], [100 * c / total_base for c in distribution.baseline], 0.4,
-                          color="#9db4d0", label=f"baseline (n={sum(distribution.baseline)})")  # fmt: skip
-    distribution_axis.bar([x + 0.2 for x in positions], [100 * c / total_now for c in distribution.current], 0.4,
-                          color="#e0a100", label=f"this {review.period_word} (n={sum(distribution.current)})")  # fmt: skip
+    for offset, counts, total, color, label in (
+        (-0.2, distribution.baseline, total_base, "#9db4d0", "baseline"),
+        (0.2, distribution.current, total_now, "#e0a100", f"this {review.period_word}"),
+    ):
+        heights = [100 * count / total for count in counts]
+        label = f"{label} (n={sum(counts)})"
+        distribution_axis.bar([x + offset for x in positions], heights, 0.4, color=color, label=label)
     distribution_axis.set_xticks(list(positions), distribution.levels)
     distribution_axis.set_ylabel("% of random samples")
     distribution_axis.set_title("Distribution")
@@ -333,10 +336,11 @@ def _feedback_figure(review: Review) -> str:
     axis = figure.add_subplot()
     _shade_windows(axis, review)
     points = [p for p in feedback.trend if p.mean is not None]
-    axis.plot([_noon(p.day) for p in points], [100 * p.mean for p in points], marker="o", markersize=3,  # type: ignore[operator]
-              color="#b00020", label="thumbs-down share")  # fmt: skip
+    shares = [100 * (p.mean or 0.0) for p in points]
+    days = [_noon(p.day) for p in points]
+    axis.plot(days, shares, marker="o", markersize=3, color="#b00020", label="thumbs-down share")
     axis.fill_between(
-        [_noon(p.day) for p in points],
+        days,
         [100 * (p.ci_low or 0.0) for p in points],
         [100 * (p.ci_high or 0.0) for p in points],
         color="#b00020",
@@ -478,27 +482,23 @@ def render_html(review: Review) -> str:
     section("forced", forced_body)
 
     feedback = review.user_feedback
-    rate_rows = [
-        [f"This {word}", str(feedback.n), str(feedback.negative), _rate_with_interval(feedback.rate, feedback.ci_low,
-                                                                                    feedback.ci_high)],
-        ["Baseline", str(feedback.baseline_n), str(feedback.baseline_negative),
-         _rate_with_interval(feedback.baseline_rate, feedback.baseline_ci_low, feedback.baseline_ci_high)],
-    ]  # fmt: skip
     comment_items = "".join(
         f"<li>{'👎' if c.negative else '👍'} {_e(_when(c.at))}: “{_e(_clip(c.comment))}” "
         f"({_link(c.url, 'run')})</li>"
         for c in feedback.comments
     )
-    section(
-        "user-feedback",
-        _table(["", "Ratings", "Thumbs down", "Thumbs-down share [95% CI]"], rate_rows)
-        + (f'<p class="note">{feedback.from_langsmith} of these ratings came from LangSmith.</p>'
-           if feedback.from_langsmith else "")  # fmt: skip
-        + f'<figure id="feedback-trend"><img src="data:image/png;base64,{_feedback_figure(review)}" '
+    feedback_body = _table(_FEEDBACK_HEADER, _feedback_rows(review))
+    if feedback.from_langsmith:
+        feedback_body += f'<p class="note">{feedback.from_langsmith} of these ratings came from LangSmith.</p>'
+    feedback_body += (
+        f'<figure id="feedback-trend"><img src="data:image/png;base64,{_feedback_figure(review)}" '
         'alt="Daily thumbs-down share"></figure>'
-        + (f"<p>Comments this {word}, negative first:</p><ul>{comment_items}</ul>" if comment_items else
-           f"<p>No comments this {word}.</p>"),  # fmt: skip
     )
+    if comment_items:
+        feedback_body += f"<p>Comments this {word}, negative first:</p><ul>{comment_items}</ul>"
+    else:
+        feedback_body += f"<p>No comments this {word}.</p>"
+    section("user-feedback", feedback_body)
 
     worst_rows = [
         [
@@ -537,6 +537,22 @@ def render_html(review: Review) -> str:
     section("method", "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in _method_lines(review)) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+_FEEDBACK_HEADER = ["", "Ratings", "Thumbs down", "Thumbs-down share [95% CI]"]
+
+
+def _feedback_rows(review: Review) -> list[list[str]]:
+    f = review.user_feedback
+    return [
+        [f"This {review.period_word}", str(f.n), str(f.negative), _rate_with_interval(f.rate, f.ci_low, f.ci_high)],
+        [
+            "Baseline",
+            str(f.baseline_n),
+            str(f.baseline_negative),
+            _rate_with_interval(f.baseline_rate, f.baseline_ci_low, f.baseline_ci_high),
+        ],
+    ]
 
 
 def _rate_with_interval(rate: float | None, low: float | None, high: float | None) -> str:
@@ -587,13 +603,9 @@ def render_markdown(review: Review) -> str:
     for criterion in review.criteria:
         out += [f"### {criterion.label}", "", criterion.summary, ""]
         distribution = criterion.distribution
-        out += _md_table(
-            ["Level", f"This {word}", "Baseline"],
-            [
-                [level, str(now), str(base)]
-                for level, now, base in zip(distribution.levels, distribution.current, distribution.baseline, strict=True)
-            ],
-        )
+        counts = zip(distribution.levels, distribution.current, distribution.baseline, strict=True)
+        rows = [[level, str(now), str(base)] for level, now, base in counts]
+        out += _md_table(["Level", f"This {word}", "Baseline"], rows)
         days = [p for p in criterion.trend if p.day >= review.window_start.date()]
         forced_by_day = {p.day: p for p in criterion.forced_trend}
         out += _md_table(
@@ -613,7 +625,8 @@ def render_markdown(review: Review) -> str:
 
     out += [f"## {titles['judge-changes']}", ""]
     if review.judge_changes:
-        out += _md_table(["When", "From", "To"], [[_when(c.at), c.previous_key, c.judge_key] for c in review.judge_changes])
+        changes = [[_when(c.at), c.previous_key, c.judge_key] for c in review.judge_changes]
+        out += _md_table(["When", "From", "To"], changes)
         out += ["Scores of different judges are never compared: baselines restart at a change.", ""]
     else:
         out += ["No judge change in the history reviewed.", ""]
@@ -624,36 +637,25 @@ def render_markdown(review: Review) -> str:
         out += [f"{forced.n} forced evaluations this {word}, kept out of the trends and verdicts.", ""]
         out += _md_table(["Reason", "Evaluations"], [[r, str(n)] for r, n in forced.by_reason.items()])
         means = [[name, _level(value, "score")] for name, value in forced.mean_scores.items()]
-        out += _md_table(["Criterion", "Mean"], [*means, ["hallucination rate", _level(forced.hallucination_rate, "rate")]])
+        means.append(["hallucination rate", _level(forced.hallucination_rate, "rate")])
+        out += _md_table(["Criterion", "Mean"], means)
     else:
         out += [f"No forced evaluations this {word}.", ""]
 
     feedback = review.user_feedback
     out += [f"## {titles['user-feedback']}", ""]
-    out += _md_table(
-        ["", "Ratings", "Thumbs down", "Thumbs-down share [95% CI]"],
-        [
-            [f"This {word}", str(feedback.n), str(feedback.negative),
-             _rate_with_interval(feedback.rate, feedback.ci_low, feedback.ci_high)],
-            ["Baseline", str(feedback.baseline_n), str(feedback.baseline_negative),
-             _rate_with_interval(feedback.baseline_rate, feedback.baseline_ci_low, feedback.baseline_ci_high)],
-        ],
-    )  # fmt: skip
+    out += _md_table(_FEEDBACK_HEADER, _feedback_rows(review))
     for c in feedback.comments:
-        out.append(f"- {'thumbs down' if c.negative else 'thumbs up'}, {_when(c.at)}: \"{_clip(c.comment)}\" ([run]({c.url}))")
+        thumb = "thumbs down" if c.negative else "thumbs up"
+        out.append(f'- {thumb}, {_when(c.at)}: "{_clip(c.comment)}" ([run]({c.url}))')
     out.append("")
 
     out += [f"## {titles['worst']}", ""]
     rows = _worst_rows(review)
     if rows:
-        out += _md_table(
-            ["When", "F/R/C", "Halluc.", "Sampling", "Question", "Answer", "Judge's reason", "Run"],
-            [
-                [r["when"], r["scores"], r["hallucination"], r["sampling"], r["question"], r["answer"], r["reason"],
-                 f"[{r['run_id'][:8]}]({r['url']})"]
-                for r in rows
-            ],
-        )  # fmt: skip
+        fields = ("when", "scores", "hallucination", "sampling", "question", "answer", "reason")
+        cells = [[*(r[name] for name in fields), f"[{r['run_id'][:8]}]({r['url']})"] for r in rows]
+        out += _md_table(["When", "F/R/C", "Halluc.", "Sampling", "Question", "Answer", "Judge's reason", "Run"], cells)
     else:
         out += [f"No evaluations this {word}.", ""]
 
