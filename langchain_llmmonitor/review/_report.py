@@ -264,10 +264,11 @@ def _criterion_figure(review: Review, criterion: CriterionReview) -> str:
     means = [p.mean * scale for p in points]
     trend_axis.plot(days, means, marker="o", markersize=3, color="#1f5fa8", label="daily mean, random samples")
     banded = [p for p in points if p.ci_low is not None and p.ci_high is not None]
+    floor, ceiling = (0.0, 100.0) if criterion.kind == "rate" else (1.0, 5.0)  # a day's interval can overshoot the scale
     trend_axis.fill_between(
         [_noon(p.day) for p in banded],
-        [p.ci_low * scale for p in banded],  # type: ignore[operator]
-        [p.ci_high * scale for p in banded],  # type: ignore[operator]
+        [max(floor, p.ci_low * scale) for p in banded],  # type: ignore[operator]
+        [min(ceiling, p.ci_high * scale) for p in banded],  # type: ignore[operator]
         color="#1f5fa8",
         alpha=0.18,
         label="95% interval",
