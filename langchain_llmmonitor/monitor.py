@@ -236,6 +236,10 @@ class Monitor(BaseCallbackHandler):
         )
         self._evaluate_without_context = evaluate_without_context
         self._request_id_key = request_id_key
+        if feedback_scale not in ("thumbs", "five"):
+            raise ValueError(f'feedback_scale must be "thumbs" or "five", got {feedback_scale!r}')
+        if forward_feedback and store is None:
+            raise ValueError("forward_feedback needs a store: feedback is written there first (Monitor(store=...))")
         self.judge: Judge = judge if judge is not None else default_judge(self.prices)
         self._project = project
         self._owns_store = store is not None and not hasattr(store, "add_invocations")

@@ -409,7 +409,8 @@ class QualityPipeline:
                 verdict, error = None, describe_error(exc)  # text, not the exception: no frame cycle keeps self
                 kind = getattr(exc, "kind", "other") if isinstance(exc, JudgeError) else "other"
                 error_type = kind if kind in ERROR_KINDS else "other"
-                status, usage = ERROR, JudgeUsage()
+                spent = exc.usage if isinstance(exc, JudgeError) else None
+                status, usage = ERROR, spent if isinstance(spent, JudgeUsage) else JudgeUsage()
             else:
                 status, usage = SUCCESS, verdict.usage
                 self._remember(key, verdict)
@@ -464,16 +465,16 @@ class QualityPipeline:
             metrics.judge_duration(name).observe(duration)
         if verdict is None:
             metrics.judge_errors(name, error_type or "other").inc()
-            return
-        scores = verdict.scores
-        for criterion in CRITERIA:
-            metrics.quality_score(criterion, name, job.sampling).observe(getattr(scores, criterion))
-        metrics.hallucination_verdicts(name, job.sampling, "yes" if scores.hallucination else "no").inc()
-        if usage.prompt_tokens:
+        else:
+            scores = verdict.scores
+            for criterion in CRITERIA:
+                metrics.quality_score(criterion, name, job.sampling).observe(getattr(scores, criterion))
+            metrics.hallucination_verdicts(name, job.sampling, "yes" if scores.hallucination else "no").inc()
+        if usage.prompt_tokens:  # a failed call that got a reply was paid for too
             metrics.judge_tokens(name, "prompt").inc(usage.prompt_tokens)
         if usage.completion_tokens:
             metrics.judge_tokens(name, "completion").inc(usage.completion_tokens)
-        if status == SUCCESS and usage.cost_usd is not None:
+        if status != CACHED and usage.cost_usd is not None:
             metrics.judge_cost(name).inc(usage.cost_usd)
             if self._max_cost is not None:
                 now = self._clock()

@@ -235,3 +235,19 @@ def test_reply_without_usage_reports_zero_tokens_and_unknown_cost() -> None:
     """A provider that reports no usage yields an empty JudgeUsage, not a made-up cost."""
     verdict = text_judge(json.dumps(VALID)).evaluate(ITEM)
     assert (verdict.usage.prompt_tokens, verdict.usage.completion_tokens, verdict.usage.cost_usd) == (0, 0, None)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(AIMessage(content="I would rather not grade this.", usage_metadata=USAGE), id="not-json"),
+        pytest.param(AIMessage(content=json.dumps({**VALID, "faithfulness": 9}), usage_metadata=USAGE), id="score-9"),
+    ],
+)
+def test_unusable_reply_still_reports_its_cost(reply: AIMessage) -> None:
+    """The model answered, so the failed evaluation carries the tokens and dollars it spent."""
+    with pytest.raises(JudgeParseError) as raised:
+        text_judge(reply).evaluate(ITEM)
+    usage = raised.value.usage
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (900, 40)
+    assert usage.cost_usd == pytest.approx(expected_cost("gpt-4o-mini"))

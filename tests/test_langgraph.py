@@ -97,3 +97,42 @@ def test_command_to_parent_graph_is_not_an_error(monitor, registry):
 def test_outcome_of_real_langgraph_exceptions(error, outcome):
     """LangGraph's own control-flow exceptions are recognised by class; real failures stay errors."""
     assert outcome_of(error) == outcome
+
+
+def test_message_state_graph_is_judged_on_its_last_question_and_answer(registry, logs):
+    """A MessagesState RAG graph: the judge sees the last human message, the retrieved passages and the last AI reply."""
+    from langgraph.graph import MessagesState
+
+    from langchain_llmmonitor import Monitor
+    from langchain_llmmonitor.demo_app import build_retriever
+
+    from .test_quality_monitor import RecordingJudge
+
+    retriever = build_retriever()
+    model = fake_model("Returns are accepted within 30 days.")
+
+    class RagState(MessagesState):
+        context: str
+
+    def retrieve(state: RagState) -> dict:
+        found = retriever.invoke(state["messages"][-1].content)
+        return {"context": "\n".join(document.page_content for document in found)}
+
+    def answer(state: RagState) -> dict:
+        return {"messages": [model.invoke([("system", state["context"]), *state["messages"]])]}
+
+    graph = StateGraph(RagState)
+    graph.add_node("retrieve", retrieve)
+    graph.add_node("answer", answer)
+    graph.add_edge(START, "retrieve")
+    graph.add_edge("retrieve", "answer")
+    graph.add_edge("answer", END)
+    judge = RecordingJudge()
+    monitor = Monitor(registry=registry, logger=logs.logger, judge=judge, sample_rate=1.0)
+    history = [("user", "hello"), ("assistant", "Hi! How can I help?"), ("user", "How long do I have to return an item?")]
+    graph.compile().invoke({"messages": history}, {"callbacks": [monitor]})
+    assert monitor.flush(10)
+    (item,) = judge.items
+    assert item.question == "How long do I have to return an item?"
+    assert item.answer == "Returns are accepted within 30 days."
+    assert item.context and all(isinstance(passage, str) for passage in item.context)

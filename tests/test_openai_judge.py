@@ -119,6 +119,23 @@ def test_unusable_replies_raise_instead_of_scoring(
     assert len(server.chat_bodies) == 1
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(Reply(refusal="No.", prompt_tokens=900, completion_tokens=3), id="refusal"),
+        pytest.param(Reply.text("not json", prompt_tokens=900, completion_tokens=3), id="unparsable"),
+    ],
+)
+def test_a_useless_reply_still_reports_what_it_cost(server: FakeOpenAI, make_judge: JudgeFactory, reply: Reply) -> None:
+    """The failed call was paid for: its tokens and cost ride on the error, so the judge's spend is never understated."""
+    server.enqueue(reply)
+    with pytest.raises(JudgeError) as raised:
+        make_judge().evaluate(ITEM)
+    usage = raised.value.usage
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (900, 3)
+    assert usage.cost_usd is not None and usage.cost_usd > 0
+
+
 def test_rate_limit_then_success_is_retried_by_the_client(server: FakeOpenAI, make_judge: JudgeFactory) -> None:
     """A 429 with retry-after is retried by the openai client and the retry's verdict is returned."""
     server.enqueue(Reply.rate_limited(retry_after=0.05), Reply.json(VALID))

@@ -277,7 +277,8 @@ def test_sample_rate_is_accurate(rate):
 @pytest.mark.parametrize(
     "bad",
     [pytest.param({"sample_rate": 1.5}, id="rate-above-1"), pytest.param({"sample_rate": -0.1}, id="rate-below-0"),
-     pytest.param({"evaluate_tags": "llmmonitor:evaluate"}, id="tags-as-string"), pytest.param({"max_context_documents": 0}, id="no-documents")],
+     pytest.param({"evaluate_tags": "llmmonitor:evaluate"}, id="tags-as-string"), pytest.param({"max_context_documents": 0}, id="no-documents"),
+     pytest.param({"feedback_scale": "stars"}, id="unknown-scale"), pytest.param({"forward_feedback": True}, id="forwarding-without-store")],
 )
 def test_bad_quality_settings_are_rejected_at_construction(bad):
     """Configuration mistakes fail loudly when the Monitor is built, not silently at request time."""

@@ -25,6 +25,7 @@ from langchain_llmmonitor.judges._base import (
     JudgeAPIError,
     JudgeError,
     JudgeParseError,
+    JudgeRefusal,
     JudgeTimeout,
     JudgeUsage,
     Scores,
@@ -330,6 +331,32 @@ def test_store_failure_is_counted_and_logged_and_the_worker_goes_on(
     assert value(registry, "llm_judge_evaluations_total", judge="offline", status="success") == 3
     assert len(logs.named("quality_store_error")) == 3
     assert [event["stored"] for event in logs.named("quality_eval")] == [False] * 3
+
+
+class CostlyRefusingJudge:
+    """A judge whose model answered with a refusal that was still billed."""
+
+    name, model, prompt_version = "refuser", "refuser-v1", "test"
+
+    def evaluate(self, item: EvaluationInput) -> Verdict:
+        error = JudgeRefusal("no")
+        error.usage = JudgeUsage(prompt_tokens=800, completion_tokens=2, cost_usd=0.01)
+        raise error
+
+
+def test_a_failed_but_billed_evaluation_counts_its_spend(
+    make_pipeline: Make, registry: CollectorRegistry, store: Store
+) -> None:
+    """A refusal is an error, never a score, yet its tokens and dollars count as judge spend (and in the store)."""
+    pipeline = make_pipeline(CostlyRefusingJudge(), store=store)
+    assert pipeline.submit(job(0))
+    assert pipeline.flush(WAIT_S)
+    assert value(registry, "llm_judge_errors_total", judge="refuser", error_type="refusal") == 1
+    assert value(registry, "llm_judge_tokens_total", judge="refuser", type="prompt") == 800
+    assert value(registry, "llm_judge_cost_usd_total", judge="refuser") == pytest.approx(0.01)
+    assert value(registry, "llm_quality_score_count", criterion="faithfulness", judge="refuser", sampling="random") == 0
+    (record,) = stored(store)
+    assert (record.status, record.faithfulness, record.judge_prompt_tokens, record.judge_cost_usd) == ("error", None, 800, 0.01)
 
 
 class OnceLockedStore(Store):

@@ -61,9 +61,13 @@ class Verdict:
 
 
 class JudgeError(Exception):
-    """A judge could not produce scores. Counted and stored as missing, never turned into a score."""
+    """A judge could not produce scores. Counted and stored as missing, never turned into a score.
+
+    `usage` is what the failed call still cost when the model did answer (a refusal, an unparsable reply).
+    """
 
     kind = "other"
+    usage: JudgeUsage | None = None
 
 
 class JudgeTimeout(JudgeError):

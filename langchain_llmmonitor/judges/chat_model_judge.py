@@ -63,19 +63,24 @@ class ChatModelJudge:
     def evaluate(self, item: EvaluationInput) -> Verdict:
         messages = build_messages(item)
         config = RunnableConfig(tags=[JUDGE_TAG], run_name=JUDGE_RUN_NAME)  # per call: worker threads share the judge
+        raw: Any = None
         try:
             if self._structured is not None:
                 result = self._structured.invoke(messages, config=config)
-                raw, payload = result["raw"], _structured_payload(result)
+                raw = result["raw"]
+                payload = _structured_payload(result)
             else:
                 raw = self._chat_model.invoke(messages, config=config)
                 payload = _text(raw)
-        except JudgeError:
+            scores = parse_scores(payload)
+        except JudgeError as error:
+            if raw is not None:  # the model answered: the failed call still cost tokens
+                error.usage = self._usage(raw)
             raise
         except Exception as error:
             raise _judge_error(error) from error
         return Verdict(
-            scores=parse_scores(payload),
+            scores=scores,
             judge=self.name,
             model=self.model,
             prompt_version=self.prompt_version,

@@ -17,6 +17,7 @@ import openai
 from langchain_llmmonitor.judges._base import (
     EvaluationInput,
     JudgeAPIError,
+    JudgeError,
     JudgeParseError,
     JudgeRateLimited,
     JudgeRefusal,
@@ -84,13 +85,13 @@ class OpenAIJudge:
             raise JudgeAPIError(f"{self.model} returned HTTP {error.status_code}: {error.message}") from error
         except openai.OpenAIError as error:
             raise JudgeAPIError(f"{self.model} request failed: {error}") from error
-        return Verdict(
-            scores=parse_scores(_content(completion)),
-            judge=self.name,
-            model=self.model,
-            prompt_version=self.prompt_version,
-            usage=self._usage(completion),
-        )
+        usage = self._usage(completion)
+        try:
+            scores = parse_scores(_content(completion))
+        except JudgeError as error:  # the reply was useless, but it was paid for
+            error.usage = usage
+            raise
+        return Verdict(scores=scores, judge=self.name, model=self.model, prompt_version=self.prompt_version, usage=usage)
 
     def close(self) -> None:
         """Close the HTTP connections of a client this judge built; a client passed in stays its owner's to close."""
