@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -22,6 +23,20 @@ _MAX_ERROR_CHARS = 300
 def default_logger() -> Any:
     """The library's logger; it follows whatever structlog configuration the application set up."""
     return structlog.get_logger(LOGGER_NAME)
+
+
+def info_enabled(logger: Any) -> bool:
+    """False only when the logger is a structlog filtering logger set above INFO, whose level cannot change later.
+
+    The Monitor then skips building INFO events no one will see. Other loggers (stdlib, test loggers) decide per call.
+    """
+    is_enabled_for = getattr(logger, "is_enabled_for", None)
+    if not callable(is_enabled_for):
+        return True
+    try:
+        return bool(is_enabled_for(logging.INFO))
+    except Exception:  # noqa: BLE001 - an unusual logger: log and let it decide
+        return True
 
 
 def scrub(text: str) -> str:

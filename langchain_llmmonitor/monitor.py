@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from ._capture import CaptureSettings
 from ._extract import UNKNOWN_MODEL, Usage, model_at_end, model_at_start, usage_of
-from ._logs import default_logger, describe_error
+from ._logs import default_logger, describe_error, info_enabled
 from ._metrics import MonitorMetrics, metrics_for
 from ._recent import FinishedTrace, RecentTraces
 from ._runs import CHAIN, LLM, RETRIEVER, TOOL, Run, RunTable, Trace
@@ -131,6 +131,7 @@ class _BindOnFirstUse:
         bind = getattr(self._logger, "bind", None)
         bound = bind() if callable(bind) else self._logger
         self._monitor._log = bound
+        self._monitor._info_enabled = info_enabled(bound)
         return getattr(bound, name)
 
 
@@ -222,6 +223,7 @@ class Monitor(BaseCallbackHandler):
         self.prices = prices if prices is not None else PriceTable.default()
         self._metrics: MonitorMetrics = metrics_for(self.registry)
         self._log: Any = _BindOnFirstUse(self, logger if logger is not None else default_logger())
+        self._info_enabled = True  # settled when the logger is bound, at the first event
         self._clock = clock
         self._runs = RunTable(
             max_age_seconds=max_run_age_seconds, max_runs=max_tracked_runs, on_expired=self._expired, clock=clock
@@ -292,7 +294,8 @@ class Monitor(BaseCallbackHandler):
         if tags and JUDGE_TAG in tags:  # the judge's own calls are not application traffic (tags are inherited)
             return None
         now = self._clock()
-        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        # Keys are the UUIDs' integers, which hash in C (`UUID.__hash__` is Python code).
+        parent = self._runs.get(getattr(parent_run_id, "int", parent_run_id)) if parent_run_id is not None else None
         if parent is not None:
             run = Run(kind, now, parent.trace, label, is_root=False)
         else:
@@ -305,7 +308,7 @@ class Monitor(BaseCallbackHandler):
                     trace.request_id = str(request_id)[:200]
             trace.sample = self._sampler.at_start(trace.trace_id, metadata, tags)
             run = Run(kind, now, trace, label, is_root=True)
-        self._runs.add(run_id, run)
+        self._runs.add(getattr(run_id, "int", run_id), run)
         return run
 
     @staticmethod
@@ -319,7 +322,7 @@ class Monitor(BaseCallbackHandler):
 
     def _end(self, run_id: UUID, kind: str, event: str) -> Run | None:
         """Forget a run that ended; None when it is unknown (never seen, expired) or ended as a different kind."""
-        run = self._runs.pop(run_id)
+        run = self._runs.pop(getattr(run_id, "int", run_id))
         if run is None:
             return None
         if run.kind == LLM:
@@ -329,7 +332,8 @@ class Monitor(BaseCallbackHandler):
             return None
         return run
 
-    def _expired(self, run_id: UUID, run: Run, age: float) -> None:
+    def _expired(self, key: Any, run: Run, age: float) -> None:
+        run_id = UUID(int=key) if isinstance(key, int) else key
         self._metrics.runs_expired(run.kind).inc()
         if run.kind == LLM:
             self._metrics.active.dec()
@@ -356,21 +360,22 @@ class Monitor(BaseCallbackHandler):
         self._metrics.invocations(trace.name, status).inc()
         if status != CANCELLED:
             self._metrics.invocation_duration(trace.name).observe(elapsed)
-        fields = dict(
-            run_id=str(run_id),
-            trace_id=str(trace.trace_id),
-            name=trace.name,
-            status=status,
-            latency_s=round(elapsed, 4),
-            llm_calls=trace.llm_calls,
-            prompt_tokens=trace.usage.prompt,
-            completion_tokens=trace.usage.completion,
-            cost_usd=round(trace.cost_usd, 6) if not trace.unpriced_calls else None,
-        )
-        if error is None:
-            self._log.info("invocation", **fields)
-        else:
-            self._log.warning("invocation", error=describe_error(error), **fields)
+        if error is not None or self._info_enabled:
+            fields = dict(
+                run_id=str(run_id),
+                trace_id=str(trace.trace_id),
+                name=trace.name,
+                status=status,
+                latency_s=round(elapsed, 4),
+                llm_calls=trace.llm_calls,
+                prompt_tokens=trace.usage.prompt,
+                completion_tokens=trace.usage.completion,
+                cost_usd=round(trace.cost_usd, 6) if not trace.unpriced_calls else None,
+            )
+            if error is None:
+                self._log.info("invocation", **fields)
+            else:
+                self._log.warning("invocation", error=describe_error(error), **fields)
         evaluated = False
         if status == SUCCESS and answer is not None:
             inputs = inputs if inputs is not None else trace.inputs
@@ -649,7 +654,7 @@ class Monitor(BaseCallbackHandler):
 
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         try:
-            run = self._runs.get(run_id)
+            run = self._runs.get(getattr(run_id, "int", run_id))
             if run is not None and run.first_token_at is None:
                 run.first_token_at = self._clock()
         except Exception as failure:  # noqa: BLE001 - the handler must never raise into the chain
@@ -674,20 +679,21 @@ class Monitor(BaseCallbackHandler):
                 ttft = run.first_token_at - run.started
                 metrics.time_to_first_token(model).observe(ttft)
             cost = self._record_usage(model, usage, run.trace)
-            self._log.info(
-                "llm_call",
-                run_id=str(run_id),
-                trace_id=str(run.trace.trace_id),
-                model=model,
-                status=SUCCESS,
-                latency_s=round(latency, 4),
-                ttft_s=None if ttft is None else round(ttft, 4),
-                prompt_tokens=usage.prompt if usage else None,
-                completion_tokens=usage.completion if usage else None,
-                cache_read_tokens=usage.cache_read if usage else None,
-                reasoning_tokens=usage.reasoning if usage else None,
-                cost_usd=None if cost is None else round(cost, 6),
-            )
+            if self._info_enabled:
+                self._log.info(
+                    "llm_call",
+                    run_id=str(run_id),
+                    trace_id=str(run.trace.trace_id),
+                    model=model,
+                    status=SUCCESS,
+                    latency_s=round(latency, 4),
+                    ttft_s=None if ttft is None else round(ttft, 4),
+                    prompt_tokens=usage.prompt if usage else None,
+                    completion_tokens=usage.completion if usage else None,
+                    cache_read_tokens=usage.cache_read if usage else None,
+                    reasoning_tokens=usage.reasoning if usage else None,
+                    cost_usd=None if cost is None else round(cost, 6),
+                )
             if run.is_root:
                 self._finish_root(run_id, run, SUCCESS, None, _first_generation(response))
         except Exception as failure:  # noqa: BLE001 - the handler must never raise into the chain
@@ -740,7 +746,7 @@ class Monitor(BaseCallbackHandler):
                 self._metrics.request_duration(model).observe(latency)
                 self._metrics.errors(model, type(error).__name__).inc()
                 self._log.warning("llm_call", error=describe_error(error), **fields)
-            else:
+            elif self._info_enabled:
                 self._log.info("llm_call", **fields)
             if run.is_root:
                 self._finish_root(run_id, run, status, error if status == ERROR else None)

@@ -40,6 +40,26 @@ def test_default_logger_follows_the_applications_structlog_configuration():
     assert [event["event"] for event in captured] == ["llm_call", "invocation"]
 
 
+def test_logger_filtering_out_info_still_gets_every_warning(registry):
+    """With a structlog logger set to WARNING, successes log nothing (and build nothing) while failures still log."""
+    import io
+
+    sink = io.StringIO()
+    logger = structlog.wrap_logger(
+        structlog.WriteLogger(sink),
+        wrapper_class=structlog.make_filtering_bound_logger(30),
+        processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+    )
+    monitor = Monitor(registry=registry, logger=logger, sample_rate=0.0)
+    fake_model().invoke("fine", config={"callbacks": [monitor]})
+    with pytest.raises(PermissionError):
+        LeakyModel(messages=iter([])).invoke("broken", config={"callbacks": [monitor]})
+    fake_model().invoke("fine again", config={"callbacks": [monitor]})
+    events = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert [(event["event"], event["level"]) for event in events] == [("llm_call", "warning"), ("invocation", "warning")]
+    assert value(registry, "llm_requests_total", model="gpt-4o-mini", status="success") == 2
+
+
 class LeakyModel(GenericFakeChatModel):
     """A model whose parameters and error message contain an API key, as careless integrations do."""
 
