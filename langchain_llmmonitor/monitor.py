@@ -465,7 +465,7 @@ class Monitor(BaseCallbackHandler):
             sampling=decision.sampling,
             sample_reason=decision.reason,
             request_id=request_id,
-            project=self.project if self.store is not None else self._project,
+            project=self.project,
         )
         return self._quality.submit(job)
 
