@@ -487,17 +487,13 @@ class QualityPipeline:
             return verdict.model, verdict.prompt_version
         return str(getattr(self._judge, "model", "unknown")), str(getattr(self._judge, "prompt_version", "unknown"))
 
-    def _write(
-        self, job: EvaluationJob, verdict: Verdict | None, usage: JudgeUsage, error_type: str | None
-    ) -> bool | None:
-        """Store the evaluation (a failed one as missing scores); None without a store, False when the write failed."""
-        if self._store is None:
-            return None
-        from .store import EvaluationRecord  # the store (and SQLAlchemy) is optional
-
+    def _outcome(
+        self, job: EvaluationJob, verdict: Verdict | None, usage: JudgeUsage, error_type: str | None, reason_chars: int
+    ) -> dict[str, Any]:
+        """What the store row and the log event both say about one evaluation."""
         model, prompt_version = self._identity(verdict)
         scores = verdict.scores if verdict is not None else None
-        record = EvaluationRecord(
+        return dict(
             run_id=job.run_id,
             trace_id=job.trace_id,
             request_id=job.request_id,
@@ -507,18 +503,30 @@ class QualityPipeline:
             prompt_version=prompt_version,
             sampling=job.sampling,
             sample_reason=job.sample_reason,
-            status=ERROR if scores is None else SUCCESS,  # a cache hit is a real score for this run
             error_type=error_type,
             faithfulness=None if scores is None else scores.faithfulness,
             relevance=None if scores is None else scores.relevance,
             completeness=None if scores is None else scores.completeness,
             hallucination=None if scores is None else scores.hallucination,
-            reason=None if scores is None else _clip(scores.reason, _MAX_STORED_REASON),
-            question=_clip(job.item.question, _MAX_STORED_TEXT),
-            answer=_clip(job.item.answer, _MAX_STORED_TEXT),
+            reason=None if scores is None else _clip(scores.reason, reason_chars),
             judge_prompt_tokens=usage.prompt_tokens,
             judge_completion_tokens=usage.completion_tokens,
             judge_cost_usd=usage.cost_usd,
+        )
+
+    def _write(
+        self, job: EvaluationJob, verdict: Verdict | None, usage: JudgeUsage, error_type: str | None
+    ) -> bool | None:
+        """Store the evaluation (a failed one as missing scores); None without a store, False when the write failed."""
+        if self._store is None:
+            return None
+        from .store import EvaluationRecord  # the store (and SQLAlchemy) is optional
+
+        record = EvaluationRecord(
+            **self._outcome(job, verdict, usage, error_type, _MAX_STORED_REASON),
+            status=ERROR if verdict is None else SUCCESS,  # a cache hit is a real score for this run
+            question=_clip(job.item.question, _MAX_STORED_TEXT),
+            answer=_clip(job.item.answer, _MAX_STORED_TEXT),
         )
         failure: Exception | None = None
         for delay in _STORE_RETRY_DELAYS:  # the write is idempotent (the record's id), so a retry never doubles it
@@ -550,30 +558,8 @@ class QualityPipeline:
         duration: float,
         stored: bool | None,
     ) -> None:
-        model, prompt_version = self._identity(verdict)
-        scores = verdict.scores if verdict is not None else None
-        fields: dict[str, Any] = dict(
-            run_id=job.run_id,
-            trace_id=job.trace_id,
-            request_id=job.request_id,
-            project=job.project,
-            judge=self._judge_name,
-            judge_model=model,
-            prompt_version=prompt_version,
-            sampling=job.sampling,
-            sample_reason=job.sample_reason,
-            status=status,
-            faithfulness=None if scores is None else scores.faithfulness,
-            relevance=None if scores is None else scores.relevance,
-            completeness=None if scores is None else scores.completeness,
-            hallucination=None if scores is None else scores.hallucination,
-            reason=None if scores is None else _clip(scores.reason, _MAX_LOGGED_REASON),
-            duration_s=round(duration, 4),
-            judge_prompt_tokens=usage.prompt_tokens,
-            judge_completion_tokens=usage.completion_tokens,
-            judge_cost_usd=usage.cost_usd,
-            error_type=error_type,
-        )
+        fields = self._outcome(job, verdict, usage, error_type, _MAX_LOGGED_REASON)
+        fields.update(status=status, duration_s=round(duration, 4))
         if stored is not None:
             fields["stored"] = stored
         if error is None:
