@@ -64,7 +64,7 @@ class RunTable:
     """Run records by id, with a sweep that expires the oldest when they are too old or too many."""
 
     def __init__(
-        self, *, max_age_seconds: float, max_runs: int, on_expired: Callable[[Any, Run, float], Any], clock: Callable[[], float] = time.perf_counter
+        self, *, max_age_seconds: float, max_runs: int, on_expired: Callable[[UUID, Run, float], Any], clock: Callable[[], float] = time.perf_counter
     ) -> None:
         if max_age_seconds <= 0:
             raise ValueError(f"max_age_seconds must be > 0, got {max_age_seconds!r}")

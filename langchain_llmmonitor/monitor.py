@@ -294,8 +294,7 @@ class Monitor(BaseCallbackHandler):
         if tags and JUDGE_TAG in tags:  # the judge's own calls are not application traffic (tags are inherited)
             return None
         now = self._clock()
-        # Keys are the UUIDs' integers, which hash in C (`UUID.__hash__` is Python code).
-        parent = self._runs.get(getattr(parent_run_id, "int", parent_run_id)) if parent_run_id is not None else None
+        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
         if parent is not None:
             run = Run(kind, now, parent.trace, label, is_root=False)
         else:
@@ -308,7 +307,7 @@ class Monitor(BaseCallbackHandler):
                     trace.request_id = str(request_id)[:200]
             trace.sample = self._sampler.at_start(trace.trace_id, metadata, tags)
             run = Run(kind, now, trace, label, is_root=True)
-        self._runs.add(getattr(run_id, "int", run_id), run)
+        self._runs.add(run_id, run)
         return run
 
     @staticmethod
@@ -322,7 +321,7 @@ class Monitor(BaseCallbackHandler):
 
     def _end(self, run_id: UUID, kind: str, event: str) -> Run | None:
         """Forget a run that ended; None when it is unknown (never seen, expired) or ended as a different kind."""
-        run = self._runs.pop(getattr(run_id, "int", run_id))
+        run = self._runs.pop(run_id)
         if run is None:
             return None
         if run.kind == LLM:
@@ -332,8 +331,7 @@ class Monitor(BaseCallbackHandler):
             return None
         return run
 
-    def _expired(self, key: Any, run: Run, age: float) -> None:
-        run_id = UUID(int=key) if isinstance(key, int) else key
+    def _expired(self, run_id: UUID, run: Run, age: float) -> None:
         self._metrics.runs_expired(run.kind).inc()
         if run.kind == LLM:
             self._metrics.active.dec()
@@ -654,7 +652,7 @@ class Monitor(BaseCallbackHandler):
 
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         try:
-            run = self._runs.get(getattr(run_id, "int", run_id))
+            run = self._runs.get(run_id)
             if run is not None and run.first_token_at is None:
                 run.first_token_at = self._clock()
         except Exception as failure:  # noqa: BLE001 - the handler must never raise into the chain

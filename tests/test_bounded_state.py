@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import uuid
 
 import pytest
 from langchain_core.prompts import ChatPromptTemplate
@@ -81,6 +82,8 @@ def test_count_bound_expires_the_oldest_first(registry, logs):
     tracked_llm_runs = 10 - value(registry, "llm_monitor_runs_expired_total", kind="llm")
     assert value(registry, "llm_active_requests") == tracked_llm_runs
     assert tracked_llm_runs == 5  # the newest nine runs: five model calls and the chains of the last four streams
+    expired = logs.named("run_expired")
+    assert expired and all(uuid.UUID(event["run_id"]) and uuid.UUID(event["trace_id"]) for event in expired)
     for stream in streams[-2:]:  # the newest are still tracked and end normally
         list(stream)
     assert value(registry, "llm_requests_total", model="gpt-4o-mini", status="success") == 2
