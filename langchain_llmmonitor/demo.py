@@ -6,6 +6,7 @@ to a store, and a weekly review over simulated weeks of history. No API key, no 
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import threading
@@ -71,9 +72,13 @@ def scrape(url: str) -> dict[str, list[Any]]:
     return samples
 
 
+def _total(samples: dict[str, list[Any]], name: str, **match: str) -> float:
+    """The sum of a metric's scraped samples whose labels match."""
+    return sum(s.value for s in samples.get(name, ()) if all(s.labels.get(k) == v for k, v in match.items()))
+
+
 def _summary(samples: dict[str, list[Any]]) -> str:
-    def total(name: str, **match: str) -> float:
-        return sum(s.value for s in samples.get(name, ()) if all(s.labels.get(k) == v for k, v in match.items()))
+    total = functools.partial(_total, samples)
 
     def quantiles(name: str) -> str:
         buckets: dict[float, float] = defaultdict(float)
@@ -135,8 +140,7 @@ class _Users(BaseCallbackHandler):
 
 
 def _quality_summary(samples: dict[str, list[Any]], ratings: dict[str, int]) -> str:
-    def total(name: str, **match: str) -> float:
-        return sum(s.value for s in samples.get(name, ()) if all(s.labels.get(k) == v for k, v in match.items()))
+    total = functools.partial(_total, samples)
 
     def mean(criterion: str, sampling: str) -> str:
         count = total("llm_quality_score_count", criterion=criterion, sampling=sampling)
