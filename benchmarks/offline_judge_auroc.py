@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from langchain_llmmonitor.judges._base import EvaluationInput
-from langchain_llmmonitor.judges.offline import OfflineJudge
+from langchain_llmmonitor.core.judging import EvaluationInput
+from langchain_llmmonitor.quality.judges.offline import OfflineJudge
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT / "benchmarks" / "data" / "halueval_qa.jsonl"  # HaluEval QA (MIT, see HALUEVAL_LICENSE)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from langchain_llmmonitor import Monitor  # noqa: E402
-from langchain_llmmonitor.demo_app import DemoChatModel, ProviderOverloadedError, QUESTIONS, build_chain  # noqa: E402
+from langchain_llmmonitor.demo.app import DemoChatModel, ProviderOverloadedError, QUESTIONS, build_chain  # noqa: E402
 
 
 class NoopHandler(BaseCallbackHandler):
@@ -115,7 +115,7 @@ class SlowJudge:
     name, model, prompt_version = "slow", "sleep-200ms", "bench"
 
     def evaluate(self, item: Any) -> Any:
-        from langchain_llmmonitor.judges import Scores, Verdict
+        from langchain_llmmonitor.quality.judges import Scores, Verdict
 
         time.sleep(0.2)
         return Verdict(Scores(4, 4, 4, False, "ok"), judge=self.name, model=self.model, prompt_version=self.prompt_version)

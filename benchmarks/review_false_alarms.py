@@ -23,7 +23,7 @@ from pathlib import Path
 
 from langchain_llmmonitor.review import CRITERIA, build_review, generate_history
 from langchain_llmmonitor.review._drift import DriftAssessment, Kind, Sample, assess, simulate_samples
-from langchain_llmmonitor.store import Store
+from langchain_llmmonitor.storage.store import Store
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 WEEK = timedelta(weeks=1)

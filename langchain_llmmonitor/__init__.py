@@ -1,21 +1,51 @@
-"""Production monitoring for LangChain applications, from one callback handler."""
+"""Production monitoring for LangChain applications, from one callback handler: `callbacks=[Monitor()]`."""
 
-from .exposition import mark_worker_dead, metrics_app, serve_metrics
-from .judges import ChatModelJudge, EvaluationInput, Judge, JudgeError, OfflineJudge, Scores, Verdict
+from typing import TYPE_CHECKING
+
+from .config import (
+    CaptureConfig,
+    FeedbackConfig,
+    JudgeConfig,
+    LangSmithConfig,
+    MonitorConfig,
+    RunsConfig,
+    SamplingConfig,
+    StoreConfig,
+)
+from .core.errors import FeedbackConflictError, InvalidFeedbackError, UnknownRunError
+from .core.judging import EvaluationInput, Judge, JudgeError, Scores, Verdict
+from .core.ratings import RatingScale
 from .monitor import Monitor
+from .ops.exposition import mark_worker_dead, metrics_app, serve_metrics
 from .pricing import ModelPrice, PriceTable
+from .quality.judges import ChatModelJudge, OfflineJudge
+
+if TYPE_CHECKING:
+    from .quality.judges.openai_judge import OpenAIJudge
 
 __all__ = [
+    "CaptureConfig",
     "ChatModelJudge",
     "EvaluationInput",
+    "FeedbackConfig",
+    "FeedbackConflictError",
+    "InvalidFeedbackError",
     "Judge",
+    "JudgeConfig",
     "JudgeError",
+    "LangSmithConfig",
     "ModelPrice",
     "Monitor",
+    "MonitorConfig",
     "OfflineJudge",
     "OpenAIJudge",
     "PriceTable",
+    "RatingScale",
+    "RunsConfig",
+    "SamplingConfig",
     "Scores",
+    "StoreConfig",
+    "UnknownRunError",
     "Verdict",
     "mark_worker_dead",
     "metrics_app",
@@ -24,8 +54,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    if name == "OpenAIJudge":
-        from .judges.openai_judge import OpenAIJudge
+    if name == "OpenAIJudge":  # imported on use: the openai client takes a while to import and may never be needed
+        from .quality.judges.openai_judge import OpenAIJudge
 
         return OpenAIJudge
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,14 +17,14 @@ import structlog
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import ChatGeneration
 
-from langchain_llmmonitor.demo_app import (
+from langchain_llmmonitor.demo.app import (
     QUESTIONS,
     DemoChatModel,
     ProviderOverloadedError,
     build_chain,
     build_retriever,
 )
-from langchain_llmmonitor.exposition import serve_metrics
+from langchain_llmmonitor.ops.exposition import serve_metrics
 from langchain_llmmonitor.monitor import Monitor
 
 

@@ -8,7 +8,7 @@ import sys
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from langchain_llmmonitor.exposition import exposition_registry, mark_worker_dead
+from langchain_llmmonitor.ops.exposition import exposition_registry, mark_worker_dead
 
 for pid in sys.argv[1:]:
     mark_worker_dead(int(pid))

@@ -15,8 +15,10 @@ import uuid
 
 import structlog
 
-from langchain_llmmonitor.outbox import Forwarder
-from langchain_llmmonitor.store import Store, UserFeedbackRecord
+from langchain_llmmonitor.config import LangSmithConfig
+from langchain_llmmonitor.langsmith.forwarder import Forwarder
+from langchain_llmmonitor.core.records import UserFeedbackRecord
+from langchain_llmmonitor.storage.store import Store
 from tests.fakes.langsmith_server import fast_client
 
 LEASE_SECONDS = 1.0
@@ -41,11 +43,13 @@ def main() -> None:
     forwarder = Forwarder(
         store,
         client=fast_client(args.url, attempts=1, timeout_ms=(1_000, 2_000), auto_batch_tracing=False),
-        batch_size=5,
-        poll_interval=0.02,
-        base_backoff=0.05,
-        max_backoff=0.2,
-        lease_seconds=LEASE_SECONDS,
+        config=LangSmithConfig(
+            batch_size=5,
+            poll_interval_seconds=0.02,
+            base_backoff_seconds=0.05,
+            max_backoff_seconds=0.2,
+            lease_seconds=LEASE_SECONDS,
+        ),
         logger=logger,
     )
     forwarder.start()

@@ -21,12 +21,13 @@ from fastapi.testclient import TestClient
 from langsmith.utils import get_env_var
 from prometheus_client import CollectorRegistry
 
-from langchain_llmmonitor import api
-from langchain_llmmonitor._metrics import metrics_for
+from langchain_llmmonitor.feedback import api, serve
+from langchain_llmmonitor.config import FeedbackConfig, LangSmithConfig
 from langchain_llmmonitor.feedback import FeedbackRecorder, RatingScale
-from langchain_llmmonitor.feedback_tokens import FeedbackTokens
-from langchain_llmmonitor.outbox import Forwarder
-from langchain_llmmonitor.store import InvocationRecord, Store
+from langchain_llmmonitor.feedback.tokens import FeedbackTokens
+from langchain_llmmonitor.langsmith.forwarder import Forwarder
+from langchain_llmmonitor.core.records import InvocationRecord
+from langchain_llmmonitor.storage.store import Store
 from tests.conftest import LogRecorder, value
 from tests.fakes.langsmith_server import FakeLangSmith, fast_client
 
@@ -75,7 +76,7 @@ def fresh_env_cache() -> Iterator[None]:
 
 @pytest.fixture
 def store(tmp_path: Path, registry: CollectorRegistry) -> Iterator[Store]:
-    opened = Store(tmp_path / "monitor.db", metrics=metrics_for(registry))
+    opened = Store(tmp_path / "monitor.db", registry=registry)
     seed(opened)
     yield opened
     opened.close()
@@ -99,7 +100,8 @@ def make_client(
     opened: list[TestClient] = []
 
     def make(*, scale: RatingScale | None = None, **options: Any) -> TestClient:
-        recorder = FeedbackRecorder(store, metrics=metrics_for(registry), logger=logs.logger, scale=scale)
+        config = FeedbackConfig(scale=scale.name if scale else "thumbs")
+        recorder = FeedbackRecorder(store, config=config, registry=registry, logger=logs.logger)
         client = TestClient(api.create_app(recorder=recorder, registry=registry, **options))
         client.__enter__()  # runs the lifespan
         opened.append(client)
@@ -290,7 +292,7 @@ def test_optional_tokens_are_checked_when_present(
 
 def test_require_token_without_tokens_is_a_configuration_error(store: Store, registry: CollectorRegistry) -> None:
     """Requiring tokens that cannot be checked would refuse everything: refused when the router is built."""
-    recorder = FeedbackRecorder(store, metrics=metrics_for(registry))
+    recorder = FeedbackRecorder(store, registry=registry)
     with pytest.raises(ValueError, match="tokens=FeedbackTokens"):
         api.feedback_router(recorder, require_token=True)
 
@@ -324,8 +326,8 @@ def test_readyz_and_feedback_are_503_when_the_store_is_gone(
 ) -> None:
     """An unreadable store makes the instance unready and ratings retryable 503s (logged), while it stays alive."""
     database = tmp_path / "gone" / "monitor.db"
-    broken = Store(database, metrics=metrics_for(registry))
-    recorder = FeedbackRecorder(broken, metrics=metrics_for(registry), logger=logs.logger)
+    broken = Store(database, registry=registry)
+    recorder = FeedbackRecorder(broken, registry=registry, logger=logs.logger)
     broken.close()
     for path in database.parent.iterdir():
         path.unlink()
@@ -346,7 +348,9 @@ def test_rating_reaches_langsmith_through_the_apps_forwarder(
     """The app's lifespan runs the forwarder: a posted rating lands on the run in LangSmith with the record's id."""
     with FakeLangSmith() as server:
         langsmith = fast_client(server.url, auto_batch_tracing=False)
-        forwarder = Forwarder(store, client=langsmith, metrics=metrics_for(registry), poll_interval=0.01)
+        forwarder = Forwarder(
+            store, client=langsmith, config=LangSmithConfig(poll_interval_seconds=0.01), registry=registry
+        )
         client = make_client(forwarder=forwarder)
         reply = client.post("/feedback", json={"request_id": REQUEST, "rating": -1, "comment": "stale"}).json()
         assert server.wait_until(lambda: len(server.feedback) == 1, timeout=10)
@@ -365,7 +369,7 @@ def test_missing_fastapi_names_the_extra(
 ) -> None:
     """Without the api extra, building the router says which pip command fixes it."""
     monkeypatch.setitem(sys.modules, "fastapi", None)
-    recorder = FeedbackRecorder(store, metrics=metrics_for(registry))
+    recorder = FeedbackRecorder(store, registry=registry)
     with pytest.raises(ImportError, match=r"pip install 'langchain-llmmonitor\[api\]'"):
         api.feedback_router(recorder)
 
@@ -375,7 +379,7 @@ def test_missing_fastapi_names_the_extra(
 
 def serve_args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="llmmonitor")
-    api.add_cli(parser.add_subparsers(dest="command", required=True))
+    serve.add_cli(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(["serve", *argv])
 
 
@@ -397,7 +401,7 @@ def test_serve_forwards_only_with_an_api_key(
     for name, setting in environ.items():
         monkeypatch.setenv(name, setting)
     get_env_var.cache_clear()
-    app = api.app_from_args(serve_args("--store", str(tmp_path / "m.db"), *argv), environ={})
+    app = serve.app_from_args(serve_args("--store", str(tmp_path / "m.db"), *argv), environ={})
     try:
         assert (app.state.forwarder is not None) is forwarding
     finally:
@@ -408,11 +412,11 @@ def test_serve_require_token_without_secret_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Requiring tokens without a secret is refused before anything listens, naming the variable."""
-    monkeypatch.delenv(api.SECRET_ENV, raising=False)
+    monkeypatch.delenv(serve.SECRET_ENV, raising=False)
     args = serve_args("--store", str(tmp_path / "m.db"), "--require-token")
-    assert args.func is api.run_cli
-    assert api.run_cli(args) == 2
-    assert api.SECRET_ENV in capsys.readouterr().err
+    assert args.func is serve.run_cli
+    assert serve.run_cli(args) == 2
+    assert serve.SECRET_ENV in capsys.readouterr().err
 
 
 def free_port() -> int:
@@ -423,9 +427,9 @@ def free_port() -> int:
 
 SERVE_SCRIPT = """
 import argparse, sys
-from langchain_llmmonitor import api
+from langchain_llmmonitor.feedback import serve
 parser = argparse.ArgumentParser(prog="llmmonitor")
-api.add_cli(parser.add_subparsers(dest="command", required=True))
+serve.add_cli(parser.add_subparsers(dest="command", required=True))
 args = parser.parse_args(sys.argv[1:])
 sys.exit(args.func(args))
 """
@@ -443,7 +447,7 @@ def test_serve_process_takes_a_tokened_rating_and_forwards_it(tmp_path: Path) ->
             **{k: v for k, v in os.environ.items() if not k.startswith(("LANGSMITH_", "LANGCHAIN_"))},
             "LANGSMITH_ENDPOINT": server.url,
             "LANGSMITH_API_KEY": "test",
-            api.SECRET_ENV: SECRET,
+            serve.SECRET_ENV: SECRET,
         }
         argv = ["serve", "--store", str(database), "--port", str(port), "--scale", "five", "--require-token"]
         process = subprocess.Popen(
@@ -518,7 +522,7 @@ def test_cli_without_fastapi_exits_2_with_the_install_hint(
     monkeypatch.setitem(sys.modules, "fastapi", None)
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     args = serve_args("--store", str(tmp_path / "m.db"))
-    assert api.run_cli(args) == 2
+    assert serve.run_cli(args) == 2
     assert "pip install 'langchain-llmmonitor[api]'" in capsys.readouterr().err
     assert not (tmp_path / "m.db").exists()
 
@@ -526,7 +530,7 @@ def test_cli_without_fastapi_exits_2_with_the_install_hint(
 def test_importing_the_api_module_does_not_need_fastapi() -> None:
     """cli.py imports this module for every command: importing it must not pull in FastAPI or uvicorn."""
     code = (
-        "import sys; import langchain_llmmonitor.api; "
+        "import sys; import langchain_llmmonitor.feedback.serve; "
         "print(sorted(m for m in ('fastapi', 'uvicorn') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from langchain_core.prompts import ChatPromptTemplate
 
-from langchain_llmmonitor import Monitor
+from langchain_llmmonitor import Monitor, MonitorConfig, RunsConfig
 
 from .conftest import fake_model, value
 
@@ -23,6 +23,9 @@ class FakeClock:
         return self.now
 
 
+AGE_60 = MonitorConfig(runs=RunsConfig(max_age_seconds=60))
+
+
 def abandoned_stream(monitor: Monitor):
     """A stream whose consumer read one chunk and then walked away without closing it."""
     stream = (PROMPT | fake_model(answer="one two three four")).stream({"question": "x"}, config={"callbacks": [monitor]})
@@ -33,7 +36,7 @@ def abandoned_stream(monitor: Monitor):
 def test_abandoned_stream_ages_out_and_returns_the_gauge(registry, logs):
     """A run older than the age bound is expired at the next sweep; its late end does not decrement twice."""
     clock = FakeClock()
-    monitor = Monitor(registry=registry, logger=logs.logger, clock=clock, max_run_age_seconds=60)
+    monitor = Monitor(AGE_60, registry=registry, logger=logs.logger, clock=clock)
     stream = abandoned_stream(monitor)
     assert value(registry, "llm_active_requests") == 1
 
@@ -58,7 +61,7 @@ def test_abandoned_stream_ages_out_and_returns_the_gauge(registry, logs):
 def test_sweep_runs_by_itself_on_new_requests(registry, logs):
     """Without anyone calling expire_stale_runs, a later request sweeps the stale ones."""
     clock = FakeClock()
-    monitor = Monitor(registry=registry, logger=logs.logger, clock=clock, max_run_age_seconds=60)
+    monitor = Monitor(AGE_60, registry=registry, logger=logs.logger, clock=clock)
     streams = [abandoned_stream(monitor) for _ in range(5)]
     assert value(registry, "llm_active_requests") == 5
     clock.now += 120
@@ -70,20 +73,24 @@ def test_sweep_runs_by_itself_on_new_requests(registry, logs):
     del streams
 
 
-def test_count_bound_expires_the_oldest_first(registry, logs):
-    """Past the count bound, the oldest runs are forgotten first and the gauge matches what is still tracked."""
+def test_count_bound_evicts_the_oldest_first_and_counts_them_apart(registry, logs):
+    """Past the count bound, the oldest runs are forgotten first, counted as evicted (not expired: they may have been
+    live), and the gauge matches what is still tracked."""
     clock = FakeClock()
-    monitor = Monitor(registry=registry, logger=logs.logger, clock=clock, max_tracked_runs=9)
+    config = MonitorConfig(runs=RunsConfig(max_tracked=9))
+    monitor = Monitor(config, registry=registry, logger=logs.logger, clock=clock)
     streams = []
     for _ in range(10):
         clock.now += 1
         streams.append(abandoned_stream(monitor))
     assert monitor.runs_in_flight <= 9
-    tracked_llm_runs = 10 - value(registry, "llm_monitor_runs_expired_total", kind="llm")
+    tracked_llm_runs = 10 - value(registry, "llm_monitor_runs_evicted_total", kind="llm", reason="capacity")
     assert value(registry, "llm_active_requests") == tracked_llm_runs
     assert tracked_llm_runs == 5  # the newest nine runs: five model calls and the chains of the last four streams
-    expired = logs.named("run_expired")
-    assert expired and all(uuid.UUID(event["run_id"]) and uuid.UUID(event["trace_id"]) for event in expired)
+    assert value(registry, "llm_monitor_runs_expired_total", kind="llm") == 0
+    evicted = logs.named("run_evicted")
+    assert evicted and all(uuid.UUID(event["run_id"]) and uuid.UUID(event["trace_id"]) for event in evicted)
+    assert {event["reason"] for event in evicted} == {"capacity"}
     for stream in streams[-2:]:  # the newest are still tracked and end normally
         list(stream)
     assert value(registry, "llm_requests_total", model="gpt-4o-mini", status="success") == 2
@@ -93,11 +100,12 @@ def test_count_bound_expires_the_oldest_first(registry, logs):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        pytest.param({"max_run_age_seconds": 0}, "max_age_seconds must be > 0", id="zero-age"),
-        pytest.param({"max_tracked_runs": 0}, "max_runs must be >= 1", id="zero-runs"),
+        pytest.param({"max_age_seconds": 0}, "max_age_seconds must be a number > 0, got 0", id="zero-age"),
+        pytest.param({"max_tracked": 0}, "max_tracked must be an integer >= 1, got 0", id="zero-runs"),
+        pytest.param({"max_tracked": 2.5}, "max_tracked must be an integer >= 1, got 2.5", id="fractional-runs"),
     ],
 )
 def test_bounds_are_validated(kwargs, message):
-    """Nonsense bounds are rejected when the monitor is built."""
+    """Nonsense bounds are rejected when the configuration is built, saying what is allowed."""
     with pytest.raises(ValueError, match=message):
-        Monitor(**kwargs)
+        RunsConfig(**kwargs)

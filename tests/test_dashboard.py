@@ -14,9 +14,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from langchain_llmmonitor._metrics import MonitorMetrics
-from langchain_llmmonitor.alerts import AlertConfig, build_rules
-from langchain_llmmonitor.dashboard import add_cli, build_dashboard, dashboard_queries, write_dashboard
+from langchain_llmmonitor.telemetry.metrics import MonitorMetrics
+from langchain_llmmonitor.ops.alerts import AlertConfig, build_rules
+from langchain_llmmonitor.ops.dashboard import add_cli, build_dashboard, dashboard_queries, write_dashboard
 
 from ._prom_tools import require_binary, run_tool
 

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from langchain_llmmonitor.cli import main
-from langchain_llmmonitor.demo import DemoOptions, histogram_quantile, run_demo
-from langchain_llmmonitor.store import Store
+from langchain_llmmonitor.demo.run import DemoOptions, histogram_quantile, run_demo
+from langchain_llmmonitor.storage.store import Store
 
 
 def test_demo_counts_match_what_it_sent(tmp_path):

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from langchain_llmmonitor.exposition import metrics_app, serve_metrics
+from langchain_llmmonitor.ops.exposition import metrics_app, serve_metrics
 
 from .conftest import fake_model
 

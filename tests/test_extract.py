@@ -6,7 +6,8 @@ import pytest
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 
-from langchain_llmmonitor._extract import Usage, model_at_end, model_at_start, usage_of
+from langchain_llmmonitor.core.usage import Usage
+from langchain_llmmonitor.handler.extract import model_at_end, model_at_start, usage_of
 
 
 @pytest.mark.parametrize(

@@ -13,18 +13,14 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from langchain_llmmonitor._metrics import metrics_for
-from langchain_llmmonitor.dashboard import NEGATIVE_RATING
-from langchain_llmmonitor.feedback import (
-    FeedbackConflictError,
-    FeedbackRecorder,
-    InvalidFeedbackError,
-    RatingScale,
-    RunRef,
-    UnknownRunError,
-)
-from langchain_llmmonitor.outbox import Forwarder
-from langchain_llmmonitor.store import InvocationRecord, Store, metadata
+from langchain_llmmonitor.config import FeedbackConfig, LangSmithConfig
+from langchain_llmmonitor.core.vocabulary import NEGATIVE_RATING
+from langchain_llmmonitor.core.records import RunRef
+from langchain_llmmonitor.feedback import FeedbackConflictError, FeedbackRecorder, InvalidFeedbackError, RatingScale, UnknownRunError
+from langchain_llmmonitor.langsmith.forwarder import Forwarder
+from langchain_llmmonitor.core.records import InvocationRecord
+from langchain_llmmonitor.storage.schema import metadata
+from langchain_llmmonitor.storage.store import Store
 from tests._postgres import postgres_url  # noqa: F401 - the fixture
 from tests.conftest import LogRecorder, value
 from tests.fakes.langsmith_server import FakeLangSmith, fast_client
@@ -52,7 +48,7 @@ def invocation(run_id: str = RUN, **changes: Any) -> InvocationRecord:
 
 @pytest.fixture
 def store(tmp_path: Path, registry: CollectorRegistry) -> Iterator[Store]:
-    opened = Store(tmp_path / "monitor.db", metrics=metrics_for(registry))
+    opened = Store(tmp_path / "monitor.db", registry=registry)
     opened.add_invocations([invocation()])
     yield opened
     opened.close()
@@ -62,7 +58,7 @@ def store(tmp_path: Path, registry: CollectorRegistry) -> Iterator[Store]:
 def any_store(request: pytest.FixtureRequest, tmp_path: Path, registry: CollectorRegistry) -> Iterator[Store]:
     """A seeded store on a SQLite file or on the session's PostgreSQL database (emptied afterwards)."""
     url = str(tmp_path / "monitor.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    opened = Store(url, metrics=metrics_for(registry))
+    opened = Store(url, registry=registry)
     opened.add_invocations([invocation()])
     yield opened
     if request.param == "postgres":
@@ -72,8 +68,11 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path, registry: Collecto
 
 @pytest.fixture
 def make_recorder(store: Store, registry: CollectorRegistry, logs: LogRecorder) -> Callable[..., FeedbackRecorder]:
-    def make(target: Store | None = None, **options: Any) -> FeedbackRecorder:
-        return FeedbackRecorder(target or store, metrics=metrics_for(registry), logger=logs.logger, **options)
+    def make(
+        target: Store | None = None, *, scale: RatingScale | None = None, max_comment_chars: int = 2000, **options: Any
+    ) -> FeedbackRecorder:
+        config = FeedbackConfig(scale=scale.name if scale else "thumbs", max_comment_chars=max_comment_chars)
+        return FeedbackRecorder(target or store, config=config, registry=registry, logger=logs.logger, **options)
 
     return make
 
@@ -377,7 +376,9 @@ def test_recorded_rating_lands_on_langsmith_with_the_record_id(
     with FakeLangSmith() as server:
         client = fast_client(server.url, auto_batch_tracing=False)
         client.create_project("shop")
-        forwarder = Forwarder(store, client=client, metrics=metrics_for(registry), poll_interval=0.01)
+        forwarder = Forwarder(
+            store, client=client, config=LangSmithConfig(poll_interval_seconds=0.01), registry=registry
+        )
         assert forwarder.flush(timeout=10)
         [feedback] = server.feedback
         client.close(timeout=5)

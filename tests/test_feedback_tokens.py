@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from langchain_llmmonitor import feedback_tokens
-from langchain_llmmonitor.feedback_tokens import (
+from langchain_llmmonitor.feedback import tokens as feedback_tokens
+from langchain_llmmonitor.feedback.tokens import (
     ExpiredFeedbackToken,
     FeedbackTokenError,
     FeedbackTokens,

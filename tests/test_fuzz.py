@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from prometheus_client import CollectorRegistry
 
-from langchain_llmmonitor import Monitor
+from langchain_llmmonitor import Monitor, MonitorConfig, RunsConfig
 
 from .conftest import LogRecorder, value
 
@@ -92,7 +92,8 @@ class Clock:
 def test_arbitrary_event_sequences_never_raise_and_leave_no_debt(sequence):
     """Any sequence of callbacks with any payloads: no exception escapes, and once stale runs expire nothing is in flight."""
     registry, clock = CollectorRegistry(), Clock()
-    monitor = Monitor(registry=registry, logger=LogRecorder().logger, clock=clock, max_run_age_seconds=60)
+    config = MonitorConfig(runs=RunsConfig(max_age_seconds=60))
+    monitor = Monitor(config, registry=registry, logger=LogRecorder().logger, clock=clock)
     for name, args, kwargs in sequence:
         clock.now += 0.01
         getattr(monitor, name)(*args, **kwargs)

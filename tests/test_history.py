@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from langchain_llmmonitor.review import HistorySummary, generate_history
-from langchain_llmmonitor.store import EvaluationRecord, Store
+from langchain_llmmonitor.core.records import EvaluationRecord
+from langchain_llmmonitor.storage.store import Store
 
 NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
 WEEK = timedelta(weeks=1)

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from langchain_llmmonitor.judges._base import CRITERIA, EvaluationInput, JudgeParseError, Scores
-from langchain_llmmonitor.judges.prompt import (
+from langchain_llmmonitor.core.judging import EvaluationInput, JudgeParseError, Scores
+from langchain_llmmonitor.core.vocabulary import CRITERIA
+from langchain_llmmonitor.quality.judges.prompt import (
     MAX_ANSWER_CHARS,
     MAX_CONTEXT_CHARS,
     MAX_DOCUMENT_CHARS,

@@ -12,7 +12,7 @@ from langgraph.errors import GraphInterrupt, GraphRecursionError, NodeCancelledE
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from langchain_llmmonitor.monitor import outcome_of
+from langchain_llmmonitor.handler import outcome_of
 
 from .conftest import fake_model, value
 
@@ -104,7 +104,7 @@ def test_message_state_graph_is_judged_on_its_last_question_and_answer(registry,
     from langgraph.graph import MessagesState
 
     from langchain_llmmonitor import Monitor
-    from langchain_llmmonitor.demo_app import build_retriever
+    from langchain_llmmonitor.demo.app import build_retriever
 
     from .test_quality_monitor import RecordingJudge
 

@@ -11,7 +11,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.prompts import ChatPromptTemplate
 
 from langchain_llmmonitor import Monitor
-from langchain_llmmonitor._logs import scrub
+from langchain_llmmonitor.core.text import scrub
 
 from .conftest import fake_model, value
 

@@ -16,10 +16,10 @@ from langchain_core.tracers import LangChainTracer
 from langsmith import traceable
 from langsmith.run_helpers import tracing_context
 
-from langchain_llmmonitor import Monitor, OfflineJudge
-from langchain_llmmonitor.demo_app import build_chain
+from langchain_llmmonitor import FeedbackConfig, LangSmithConfig, Monitor, MonitorConfig, OfflineJudge
+from langchain_llmmonitor.demo.app import build_chain
 from langchain_llmmonitor.feedback import InvalidFeedbackError, UnknownRunError
-from langchain_llmmonitor.store import Store
+from langchain_llmmonitor.storage.store import Store
 from tests._postgres import postgres_url  # noqa: F401
 from tests.conftest import value
 from tests.fakes.langsmith_server import FakeLangSmith, fast_client
@@ -35,17 +35,19 @@ def server() -> Iterator[FakeLangSmith]:
         yield fake
 
 
-def traced_monitor(server: FakeLangSmith, tmp_path: Path, registry: Any, logs: Any, **kwargs: Any) -> Monitor:
-    options: dict[str, Any] = dict(
+SUPPORT = MonitorConfig(langsmith=LangSmithConfig(project="support"))
+
+
+def traced_monitor(server: FakeLangSmith, tmp_path: Path, registry: Any, logs: Any) -> Monitor:
+    return Monitor(
+        SUPPORT,
         registry=registry,
         logger=logs.logger,
         judge=OfflineJudge(),
         sample_rate=1.0,
         store=tmp_path / "monitor.db",
         langsmith_client=fast_client(server.url, auto_batch_tracing=False),
-        project="support",
     )
-    return Monitor(**{**options, **kwargs})
 
 
 def tracer_for(server: FakeLangSmith) -> LangChainTracer:
@@ -129,13 +131,13 @@ def test_langsmith_down_then_back_delivers_everything_once_and_never_slows_reque
     port = server.port
     server.stop()
     monitor = Monitor(
+        SUPPORT,
         registry=registry,
         logger=logs.logger,
         judge=OfflineJudge(),
         sample_rate=1.0,
         store=tmp_path / "monitor.db",
         langsmith_client=fast_client(f"http://127.0.0.1:{port}", auto_batch_tracing=False, attempts=1, timeout_ms=500),
-        project="support",
     )
     chain = build_chain()
     for i in range(3):
@@ -220,9 +222,10 @@ def test_feedback_needs_a_store(registry, logs):
 
 def test_feedback_token_round_trip(tmp_path, registry, logs):
     """A token issued for a run verifies for that run only."""
-    from langchain_llmmonitor.feedback_tokens import InvalidFeedbackToken
+    from langchain_llmmonitor.feedback.tokens import InvalidFeedbackToken
 
-    monitor = Monitor(registry=registry, logger=logs.logger, sample_rate=0.0, store=tmp_path / "m.db", feedback_secret="s" * 32)
+    config = MonitorConfig(feedback=FeedbackConfig(secret="s" * 32))
+    monitor = Monitor(config, registry=registry, logger=logs.logger, sample_rate=0.0, store=tmp_path / "m.db")
     run_a, run_b = uuid.uuid4(), uuid.uuid4()
     token = monitor.feedback_token(run_a)
     monitor.feedback_tokens.verify(token, run_a)
@@ -232,7 +235,7 @@ def test_feedback_token_round_trip(tmp_path, registry, logs):
 
 
 def test_store_outage_does_not_reach_the_chain(tmp_path, registry, logs):
-    """If the database goes away, requests still succeed and the failed write is counted and logged."""
+    """If the database goes away, requests still succeed and the lost invocation is counted and logged by number."""
     store = Store(tmp_path / "m.db")
     monitor = Monitor(registry=registry, logger=logs.logger, sample_rate=0.0, store=store)
     store.engine.dispose()
@@ -240,8 +243,8 @@ def test_store_outage_does_not_reach_the_chain(tmp_path, registry, logs):
     (tmp_path / "m.db").mkdir()  # the path is now a directory: every write fails
     assert build_chain().invoke(QUESTION, config={"callbacks": [monitor]})
     monitor.flush(10)
-    assert value(registry, "llm_monitor_handler_errors_total", event="store") >= 1
-    assert logs.named("store_write_failed")
+    assert value(registry, "llm_monitor_dropped_total", what="invocation", reason="store_error") == 1
+    assert [event["lost"] for event in logs.named("store_write_failed")] == [1]
     monitor.close()
     store.close()
 

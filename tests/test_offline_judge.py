@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from langchain_llmmonitor.judges._base import CRITERIA, EvaluationInput, Judge
-from langchain_llmmonitor.judges.offline import OfflineJudge
+from langchain_llmmonitor.core.judging import EvaluationInput, Judge
+from langchain_llmmonitor.core.vocabulary import CRITERIA
+from langchain_llmmonitor.quality.judges.offline import OfflineJudge
 
 HALUEVAL = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "halueval_qa.jsonl"  # HaluEval QA, MIT
 DEV_SLICE_ROWS = 200

@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 
-from langchain_llmmonitor.judges._base import (
+from langchain_llmmonitor.core.judging import (
     EvaluationInput,
     JudgeAPIError,
     JudgeError,
@@ -20,8 +20,8 @@ from langchain_llmmonitor.judges._base import (
     JudgeTimeout,
     Scores,
 )
-from langchain_llmmonitor.judges.openai_judge import OpenAIJudge
-from langchain_llmmonitor.judges.prompt import PROMPT_VERSION, SCHEMA_NAME, SCORES_SCHEMA, build_messages
+from langchain_llmmonitor.quality.judges.openai_judge import OpenAIJudge
+from langchain_llmmonitor.quality.judges.prompt import PROMPT_VERSION, SCHEMA_NAME, SCORES_SCHEMA, build_messages
 from langchain_llmmonitor.pricing import PriceTable
 from tests.fakes.openai_server import FakeOpenAI, Reply, json_schema_of
 

@@ -19,9 +19,11 @@ import pytest
 from langsmith.utils import LangSmithWarning, get_env_var
 from prometheus_client import CollectorRegistry
 
-from langchain_llmmonitor._metrics import metrics_for
-from langchain_llmmonitor.outbox import Forwarder
-from langchain_llmmonitor.store import EvaluationRecord, Store, UserFeedbackRecord, judge_feedback_id
+from langchain_llmmonitor.config import LangSmithConfig
+from langchain_llmmonitor.langsmith.forwarder import Forwarder
+from langchain_llmmonitor.core.feedback import judge_feedback_id
+from langchain_llmmonitor.core.records import EvaluationRecord, UserFeedbackRecord
+from langchain_llmmonitor.storage.store import Store
 from tests.conftest import LogRecorder, value
 from tests.fakes.langsmith_server import FakeLangSmith, fast_client
 
@@ -68,23 +70,21 @@ def make_forwarder(
     made: list[Forwarder] = []
 
     def make(**overrides: Any) -> Forwarder:
-        options: dict[str, Any] = dict(
-            metrics=metrics_for(registry),
-            poll_interval=0.01,
-            base_backoff=0.01,
-            max_backoff=0.05,
+        settings: dict[str, Any] = dict(
+            poll_interval_seconds=0.01,
+            base_backoff_seconds=0.01,
+            max_backoff_seconds=0.05,
             lease_seconds=5.0,
-            request_timeout=2.0,
-            logger=logs.logger,
-            rng=lambda: 0.0,
+            request_timeout_seconds=2.0,
         )
-        forwarder = Forwarder(store, **{**options, **overrides})
+        config = LangSmithConfig(**{**settings, **overrides})
+        forwarder = Forwarder(store, config=config, registry=registry, logger=logs.logger, rng=lambda: 0.0)
         made.append(forwarder)
         return forwarder
 
     yield make
     for forwarder in made:
-        assert forwarder.stop(timeout=5)
+        assert forwarder.close(timeout=5)
 
 
 def rating(index: int = 0, **changes: Any) -> UserFeedbackRecord:
@@ -209,7 +209,7 @@ def test_outage_then_restart_on_the_same_port_delivers_everything_once(
 
     server.start()
     assert server.wait_until(lambda: len(server.feedback) == 6, timeout=10)
-    assert forwarder.stop(timeout=5)
+    assert forwarder.close(timeout=5)
 
     assert feedback_ids(server) == sorted(ids)
     assert server.duplicates == []
@@ -255,7 +255,7 @@ def test_response_slower_than_the_timeout_is_resent_and_stored_once(
     """The server stores a request whose answer came too late; the re-send with the same id is not a second feedback."""
     server.set_delay(0.8, path="/feedback")
     [item_id] = add_ratings(store, 1)
-    forwarder = make_forwarder(request_timeout=0.3)
+    forwarder = make_forwarder(request_timeout_seconds=0.3)
 
     assert forwarder.deliver_once() == 0
     assert value(registry, "llm_feedback_delivery_failures_total", reason="timeout") == 1
@@ -312,7 +312,7 @@ def test_bad_key_waits_the_longest_backoff_and_is_not_parked(
     key = "lsv2_pt_0123456789abcdef_wrong"
     with FakeLangSmith(api_key="lsv2_pt_right") as guarded:
         [item_id] = add_ratings(store, 1)
-        forwarder = make_forwarder(max_backoff=30.0)
+        forwarder = make_forwarder(max_backoff_seconds=30.0)
         point_langsmith_at(monkeypatch, guarded.url, api_key=key)
         before = datetime.now(timezone.utc)
 

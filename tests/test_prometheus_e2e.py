@@ -19,8 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from langchain_llmmonitor.alerts import AlertConfig, build_rules, render_rules
-from langchain_llmmonitor.dashboard import build_dashboard, dashboard_queries
+from langchain_llmmonitor.ops.alerts import AlertConfig, build_rules, render_rules
+from langchain_llmmonitor.ops.dashboard import build_dashboard, dashboard_queries
 
 from ._prom_tools import require_binary
 

@@ -17,11 +17,11 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
-from langchain_llmmonitor import Monitor
-from langchain_llmmonitor._sampling import Sampler, trace_fraction
-from langchain_llmmonitor.demo_app import build_chain, build_retriever
-from langchain_llmmonitor.judges._base import EvaluationInput, Scores, Verdict
-from langchain_llmmonitor.judges.offline import OfflineJudge
+from langchain_llmmonitor import CaptureConfig, JudgeConfig, Monitor, MonitorConfig, SamplingConfig
+from langchain_llmmonitor.handler.sampling import Sampler, trace_fraction
+from langchain_llmmonitor.demo.app import build_chain, build_retriever
+from langchain_llmmonitor.core.judging import EvaluationInput, Scores, Verdict
+from langchain_llmmonitor.quality.judges.offline import OfflineJudge
 
 from .conftest import fake_model, value
 from .test_runtimes import ENTRY_POINTS, QUESTIONS
@@ -47,6 +47,9 @@ class RecordingJudge:
 PROMPT = ChatPromptTemplate.from_messages([("system", "Context: {context}"), ("human", "{question}")])
 
 
+WITHOUT_CONTEXT = MonitorConfig(sampling=SamplingConfig(evaluate_without_context=True))
+
+
 def rag_chain(model: Any = None, retriever: Any = None) -> Any:
     """A dict-input RAG chain: {"question": ...} -> answer string."""
     retriever = retriever if retriever is not None else build_retriever()
@@ -56,8 +59,10 @@ def rag_chain(model: Any = None, retriever: Any = None) -> Any:
     return {"context": docs, "question": question} | PROMPT | model | StrOutputParser()
 
 
-def judged_monitor(registry: Any, logs: Any, judge: Any, **kwargs: Any) -> Monitor:
-    return Monitor(registry=registry, logger=logs.logger, judge=judge, **{"sample_rate": 1.0, **kwargs})
+def judged_monitor(
+    registry: Any, logs: Any, judge: Any, sample_rate: float = 1.0, config: MonitorConfig | None = None
+) -> Monitor:
+    return Monitor(config, registry=registry, logger=logs.logger, judge=judge, sample_rate=sample_rate)
 
 
 @pytest.mark.parametrize(("entry_point", "streams"), ENTRY_POINTS)
@@ -161,7 +166,9 @@ class ManyDocuments(BaseRetriever):
 def test_captured_context_is_capped_in_count_and_characters(registry, logs):
     """However much is retrieved, the judge sees at most the configured passages and characters."""
     judge = RecordingJudge()
-    monitor = judged_monitor(registry, logs, judge, max_context_documents=5, max_context_chars=6_000)
+    monitor = judged_monitor(
+        registry, logs, judge, config=MonitorConfig(capture=CaptureConfig(max_documents=5, max_context_chars=6_000))
+    )
     rag_chain(retriever=ManyDocuments()).invoke({"question": "what is in the passages?"}, config={"callbacks": [monitor]})
     assert monitor.flush(5)
     (item,) = judge.items
@@ -178,9 +185,10 @@ def test_custom_keys_and_redaction_apply_before_the_judge_and_the_logs(registry,
         RunnablePassthrough.assign(docs=RunnableLambda(lambda x: x["ask"]) | retriever)
         | RunnableLambda(lambda x: {"reply": f"Dear {x['customer']}, returns take 30 days.", "debug": "ignore me"})
     )
-    monitor = judged_monitor(
-        registry, logs, judge, question_key="ask", answer_key="reply", redact=lambda text: text.replace("alice@example.com", "[email]")
+    capture = CaptureConfig(
+        question_key="ask", answer_key="reply", redact=lambda text: text.replace("alice@example.com", "[email]")
     )
+    monitor = judged_monitor(registry, logs, judge, config=MonitorConfig(capture=capture))
     chain.invoke({"ask": "alice@example.com asks: how long for returns?", "customer": "alice@example.com"}, config={"callbacks": [monitor]})
     assert monitor.flush(5)
     (item,) = judge.items
@@ -200,7 +208,7 @@ def test_trace_without_retrieval_is_not_judged_unless_asked(registry, logs):
     assert value(registry, "llm_judge_dropped_total", reason="no_context") == 1
 
     judge_all = RecordingJudge()
-    monitor_all = judged_monitor(registry, logs, judge_all, evaluate_without_context=True)
+    monitor_all = judged_monitor(registry, logs, judge_all, config=WITHOUT_CONTEXT)
     chain.invoke({"question": "hi"}, config={"callbacks": [monitor_all]})
     assert monitor_all.flush(5)
     assert [(item.question, item.context, item.answer) for item in judge_all.items] == [("hi", (), "Hello!")]
@@ -209,7 +217,7 @@ def test_trace_without_retrieval_is_not_judged_unless_asked(registry, logs):
 def test_chat_model_called_directly_is_captured_from_its_messages(registry, logs):
     """A chat model invoked as the root is judged on its last human message and its reply."""
     judge = RecordingJudge()
-    monitor = judged_monitor(registry, logs, judge, evaluate_without_context=True)
+    monitor = judged_monitor(registry, logs, judge, config=WITHOUT_CONTEXT)
     fake_model("Bonjour.").invoke([("system", "translate"), ("human", "Hello")], config={"callbacks": [monitor]})
     assert monitor.flush(5)
     assert [(item.question, item.answer) for item in judge.items] == [("Hello", "Bonjour.")]
@@ -239,7 +247,7 @@ class BlockingJudge(RecordingJudge):
 def test_a_stuck_judge_never_blocks_requests_and_a_full_queue_drops(registry, logs):
     """With the judge stuck, every request still completes; what does not fit in the queue is dropped and counted."""
     judge = BlockingJudge()
-    monitor = judged_monitor(registry, logs, judge, judge_queue_size=2)
+    monitor = judged_monitor(registry, logs, judge, config=MonitorConfig(judge=JudgeConfig(queue_size=2)))
     answers = rag_chain().batch([{"question": f"q{i}"} for i in range(10)], config={"callbacks": [monitor]})
     assert len(answers) == 10
     dropped = value(registry, "llm_judge_dropped_total", reason="queue_full")
@@ -255,7 +263,7 @@ def test_sampling_is_deterministic_across_processes():
     here = [trace_fraction(trace_id) for trace_id in ids]
     code = (
         "import sys, uuid\n"
-        "from langchain_llmmonitor._sampling import trace_fraction\n"
+        "from langchain_llmmonitor.handler.sampling import trace_fraction\n"
         "print(repr([trace_fraction(uuid.UUID(line.strip())) for line in sys.stdin if line.strip()]))\n"
     )
     there = subprocess.run(
@@ -267,7 +275,7 @@ def test_sampling_is_deterministic_across_processes():
 @pytest.mark.parametrize("rate", [pytest.param(0.05, id="5%"), pytest.param(0.3, id="30%")])
 def test_sample_rate_is_accurate(rate):
     """Over 20,000 traces the sampled share is within 4 standard errors of the rate, uuid4 and uuid7-like ids alike."""
-    sampler = Sampler(rate=rate)
+    sampler = Sampler(SamplingConfig(rate=rate))
     for make in (uuid.uuid4, lambda: uuid.UUID(int=(int(uuid.uuid4()) & ~(0xFFFF << 64)))):  # low-entropy middle bits
         ids = [make() for _ in range(20_000)]
         share = sum(sampler.at_start(trace_id, None, None) is not None for trace_id in ids) / len(ids)
@@ -275,20 +283,34 @@ def test_sample_rate_is_accurate(rate):
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [pytest.param({"sample_rate": 1.5}, id="rate-above-1"), pytest.param({"sample_rate": -0.1}, id="rate-below-0"),
-     pytest.param({"evaluate_tags": "llmmonitor:evaluate"}, id="tags-as-string"), pytest.param({"max_context_documents": 0}, id="no-documents"),
-     pytest.param({"feedback_scale": "stars"}, id="unknown-scale"), pytest.param({"forward_feedback": True}, id="forwarding-without-store")],
+    ("bad", "message"),
+    [
+        pytest.param({"sample_rate": 1.5}, "rate must be a number from 0 to 1, got 1.5", id="rate-above-1"),
+        pytest.param({"sample_rate": -0.1}, "rate must be a number from 0 to 1, got -0.1", id="rate-below-0"),
+        pytest.param(
+            {"config": {"sampling": {"evaluate_tags": "llmmonitor:evaluate"}}},
+            "evaluate_tags must be a collection of tags",
+            id="tags-as-string",
+        ),
+        pytest.param(
+            {"config": {"capture": {"max_documents": 0}}}, "max_documents must be an integer >= 1", id="no-documents"
+        ),
+        pytest.param({"config": {"feedback": {"scale": "stars"}}}, "scale must be one of thumbs, five", id="unknown-scale"),
+        pytest.param(
+            {"config": {"langsmith": {"forward": True}}}, "forwarding needs a store", id="forwarding-without-store"
+        ),
+    ],
 )
-def test_bad_quality_settings_are_rejected_at_construction(bad):
-    """Configuration mistakes fail loudly when the Monitor is built, not silently at request time."""
-    with pytest.raises((ValueError, TypeError)):
-        Monitor(**bad)
+def test_bad_quality_settings_are_rejected_at_construction(bad, message):
+    """Configuration mistakes fail loudly, saying what is allowed, when the Monitor is built, not at request time."""
+    with pytest.raises((ValueError, TypeError), match=message):
+        config = bad.pop("config", None)
+        Monitor(MonitorConfig.from_mapping(config) if config else None, **bad)
 
 
 def test_judge_own_chat_model_runs_are_not_application_traffic(registry, logs):
     """A ChatModelJudge whose chat model reports to the same Monitor does not count its calls as application requests."""
-    from langchain_llmmonitor.judges.chat_model_judge import ChatModelJudge
+    from langchain_llmmonitor.quality.judges.chat_model_judge import ChatModelJudge
 
     reply = '{"faithfulness": 5, "relevance": 5, "completeness": 4, "hallucination": false, "reason": "grounded"}'
     judge_model = GenericFakeChatModel(messages=iter([AIMessage(content=reply)] * 3))

@@ -17,23 +17,17 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from langchain_llmmonitor import quality
-from langchain_llmmonitor._metrics import MonitorMetrics, metrics_for
-from langchain_llmmonitor.judges._base import (
-    CRITERIA,
-    EvaluationInput,
-    JudgeAPIError,
-    JudgeError,
-    JudgeParseError,
-    JudgeRefusal,
-    JudgeTimeout,
-    JudgeUsage,
-    Scores,
-    Verdict,
-)
-from langchain_llmmonitor.judges.offline import OfflineJudge
-from langchain_llmmonitor.quality import EvaluationJob, QualityPipeline
-from langchain_llmmonitor.store import EvaluationRecord, Store, metadata
+from langchain_llmmonitor import workers
+from langchain_llmmonitor.config import JudgeConfig
+from langchain_llmmonitor.telemetry.metrics import MonitorMetrics, metrics_for
+from langchain_llmmonitor.core.judging import EvaluationInput, JudgeAPIError, JudgeError, JudgeParseError, JudgeRefusal, JudgeTimeout, JudgeUsage, Scores, Verdict
+from langchain_llmmonitor.core.vocabulary import CRITERIA
+from langchain_llmmonitor.quality.judges.offline import OfflineJudge
+from langchain_llmmonitor.core.records import EvaluationJob
+from langchain_llmmonitor.quality.pipeline import QualityPipeline
+from langchain_llmmonitor.core.records import EvaluationRecord
+from langchain_llmmonitor.storage.schema import metadata
+from langchain_llmmonitor.storage.store import Store
 from tests.conftest import LogRecorder, value
 
 GROUNDED = EvaluationInput(
@@ -50,6 +44,7 @@ SECRET = "sk-live0123456789abcdefXYZ"
 EVER = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
 Make = Callable[..., QualityPipeline]
 WAIT_S = 10.0  # upper bound for waiting on an event that must happen; never what an assertion measures
+JUDGE_SETTINGS = frozenset(JudgeConfig.__dataclass_fields__)
 
 
 def run_id(index: int) -> str:
@@ -169,10 +164,16 @@ def metrics(registry: CollectorRegistry) -> MonitorMetrics:
 
 
 @pytest.fixture
-def store(tmp_path: Path, metrics: MonitorMetrics) -> Iterator[Store]:
-    opened = Store(tmp_path / "monitor.db", metrics=metrics)
+def store(tmp_path: Path, registry: CollectorRegistry) -> Iterator[Store]:
+    opened = Store(tmp_path / "monitor.db", registry=registry)
     yield opened
     opened.close()
+
+
+def with_config(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """QualityPipeline arguments with the `JudgeConfig` settings among `kwargs` moved into `config`."""
+    settings = {name: kwargs.pop(name) for name in JUDGE_SETTINGS & kwargs.keys()}
+    return {**kwargs, "config": JudgeConfig(**settings)}
 
 
 @pytest.fixture
@@ -183,7 +184,7 @@ def make_pipeline(metrics: MonitorMetrics, logs: LogRecorder) -> Iterator[Make]:
 
     def make(judge: Any, **kwargs: Any) -> QualityPipeline:
         kwargs.setdefault("logger", logs.logger)
-        pipeline = QualityPipeline(judge, metrics=metrics, **kwargs)
+        pipeline = QualityPipeline(judge, metrics=metrics, **with_config(kwargs))
         made.append(pipeline)
         if isinstance(judge, BlockingJudge):
             blocked.append(judge)
@@ -320,16 +321,16 @@ def test_worker_survives_judge_exceptions(make_pipeline: Make, registry: Collect
 def test_store_failure_is_counted_and_logged_and_the_worker_goes_on(
     make_pipeline: Make, registry: CollectorRegistry, store: Store, logs: LogRecorder
 ) -> None:
-    """With the store's tables gone, each write failure is counted under event="store" and the scores still count."""
+    """With the store's tables gone, each lost evaluation is counted and logged with its number; the scores count."""
     metadata.drop_all(store.engine)
     pipeline = make_pipeline(OfflineJudge(), store=store, cache_size=0)
     for index in range(3):
         assert pipeline.submit(job(index))
     assert pipeline.flush(WAIT_S)
 
-    assert value(registry, "llm_monitor_handler_errors_total", event="store") == 3
+    assert value(registry, "llm_monitor_dropped_total", what="evaluation", reason="store_error") == 3
     assert value(registry, "llm_judge_evaluations_total", judge="offline", status="success") == 3
-    assert len(logs.named("quality_store_error")) == 3
+    assert [event["lost"] for event in logs.named("quality_store_error")] == [1, 1, 1]
     assert [event["stored"] for event in logs.named("quality_eval")] == [False] * 3
 
 
@@ -381,7 +382,7 @@ def test_a_brief_store_failure_is_retried_and_nothing_is_lost(
     assert pipeline.flush(WAIT_S)
     assert store.failures == 1
     assert [record.run_id for record in stored(store)] == [run_id(0)]
-    assert value(registry, "llm_monitor_handler_errors_total", event="store") == 0
+    assert value(registry, "llm_monitor_dropped_total", what="evaluation", reason="store_error") == 0
     assert logs.named("quality_store_error") == []
     store.close()
 
@@ -434,7 +435,7 @@ def test_hourly_dollar_budget_stops_new_jobs(make_pipeline: Make, registry: Coll
     """Once the judge has spent the hourly dollars, submits drop as "budget"; an hour later they are accepted again."""
     clock = FakeClock()
     judge = CountingJudge(cost=0.4)
-    pipeline = make_pipeline(judge, max_judge_cost_per_hour=1.0, clock=clock, cache_size=0)
+    pipeline = make_pipeline(judge, max_cost_per_hour=1.0, clock=clock, cache_size=0)
     results = []
     for index in range(5):
         results.append(pipeline.submit(job(index)))
@@ -451,7 +452,7 @@ def test_hourly_dollar_budget_stops_new_jobs(make_pipeline: Make, registry: Coll
 def test_queued_jobs_skip_the_judge_once_dollars_run_out(make_pipeline: Make, registry: CollectorRegistry) -> None:
     """Jobs accepted before the budget ran out are dropped by the worker instead of calling the judge."""
     judge = BlockingJudge(cost=1.0)
-    pipeline = make_pipeline(judge, max_judge_cost_per_hour=1.0, clock=FakeClock(), cache_size=0)
+    pipeline = make_pipeline(judge, max_cost_per_hour=1.0, clock=FakeClock(), cache_size=0)
     assert pipeline.submit(job(0))
     assert judge.entered.wait(WAIT_S)
     assert all(pipeline.submit(job(index)) for index in range(1, 4))
@@ -704,9 +705,9 @@ def test_abandoned_pipeline_is_collected_and_its_workers_exit(
     metrics: MonitorMetrics, logs: LogRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Workers and the exit hook hold no strong reference: a dropped pipeline is collected and its idle workers exit."""
-    monkeypatch.setattr(quality, "IDLE_CHECK_S", 0.01)
+    monkeypatch.setattr(workers, "IDLE_CHECK_SECONDS", 0.01)
     before = judge_threads()
-    pipeline = QualityPipeline(OfflineJudge(), metrics=metrics, logger=logs.logger, workers=2)
+    pipeline = QualityPipeline(OfflineJudge(), metrics=metrics, logger=logs.logger, config=JudgeConfig(workers=2))
     assert pipeline.submit(job(0))
     assert pipeline.flush(WAIT_S)
     threads = judge_threads() - before
@@ -726,14 +727,18 @@ def test_interpreter_exit_drains_the_queue(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         from prometheus_client import CollectorRegistry
-        from langchain_llmmonitor._metrics import metrics_for
-        from langchain_llmmonitor.judges.offline import OfflineJudge
-        from langchain_llmmonitor.quality import QualityPipeline
-        from langchain_llmmonitor.store import Store
+        from langchain_llmmonitor.config import JudgeConfig
+        from langchain_llmmonitor.telemetry.metrics import metrics_for
+        from langchain_llmmonitor.quality.judges.offline import OfflineJudge
+        from langchain_llmmonitor.quality.pipeline import QualityPipeline
+        from langchain_llmmonitor.storage.store import Store
         from tests.test_quality_pipeline import job
 
         pipeline = QualityPipeline(
-            OfflineJudge(), metrics=metrics_for(CollectorRegistry()), store=Store({str(database)!r}), cache_size=0
+            OfflineJudge(),
+            metrics=metrics_for(CollectorRegistry()),
+            store=Store({str(database)!r}),
+            config=JudgeConfig(cache_size=0),
         )
         assert all(pipeline.submit(job(index)) for index in range(40))
         """
@@ -766,10 +771,10 @@ def test_submit_never_raises(make_pipeline: Make, registry: CollectorRegistry) -
         pytest.param(dict(workers=0), id="workers"),
         pytest.param(dict(cache_size=-1), id="cache_size"),
         pytest.param(dict(max_evaluations_per_hour=-1), id="max_evaluations_per_hour"),
-        pytest.param(dict(max_judge_cost_per_hour=-0.5), id="max_judge_cost_per_hour"),
+        pytest.param(dict(max_cost_per_hour=-0.5), id="max_cost_per_hour"),
     ],
 )
-def test_invalid_settings_are_refused(metrics: MonitorMetrics, kwargs: dict[str, Any]) -> None:
-    """Settings that would silently disable the pipeline raise at construction."""
-    with pytest.raises(ValueError, match=next(iter(kwargs))):
-        QualityPipeline(OfflineJudge(), metrics=metrics, **kwargs)
+def test_invalid_settings_are_refused(kwargs: dict[str, Any]) -> None:
+    """Settings that would silently disable the pipeline are refused, naming the setting and what is allowed."""
+    with pytest.raises(ValueError, match=rf"invalid JudgeConfig: {next(iter(kwargs))} must be"):
+        JudgeConfig(**kwargs)

@@ -38,7 +38,9 @@ from langchain_llmmonitor.review import (
 )
 from langchain_llmmonitor.review._drift import Sample, assess
 from langchain_llmmonitor.review._report import SECTIONS
-from langchain_llmmonitor.store import EvaluationRecord, Store, judge_feedback_id
+from langchain_llmmonitor.core.feedback import judge_feedback_id
+from langchain_llmmonitor.core.records import EvaluationRecord
+from langchain_llmmonitor.storage.store import Store
 from tests.fakes.langsmith_server import TENANT_ID, FakeLangSmith, fast_client
 
 NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)

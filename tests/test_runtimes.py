@@ -16,7 +16,7 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 
 from langchain_llmmonitor import Monitor
-from langchain_llmmonitor.demo_app import build_retriever
+from langchain_llmmonitor.demo.app import build_retriever
 from langchain_llmmonitor.pricing import PriceTable
 
 from .conftest import USAGE, fake_model, value

@@ -12,15 +12,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
-from langchain_llmmonitor._metrics import metrics_for
-from langchain_llmmonitor.store import (
-    EvaluationRecord,
-    InvocationRecord,
-    Store,
-    UserFeedbackRecord,
-    judge_feedback_id,
-    metadata,
-)
+from langchain_llmmonitor.core.feedback import judge_feedback_id
+from langchain_llmmonitor.core.records import EvaluationRecord, InvocationRecord, UserFeedbackRecord
+from langchain_llmmonitor.storage.schema import metadata
+from langchain_llmmonitor.storage.store import Store
 from tests._postgres import postgres_url  # noqa: F401 - the fixture
 from tests.conftest import value
 
@@ -43,7 +38,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def store(url: str, registry: CollectorRegistry) -> Iterator[Store]:
-    opened = Store(url, metrics=metrics_for(registry))
+    opened = Store(url, registry=registry)
     yield opened
     opened.close()
 

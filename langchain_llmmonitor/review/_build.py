@@ -30,7 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from ..store import Store, judge_feedback_id, utcnow
+from ..core.feedback import judge_feedback_id
+from ..core.records import utcnow
+from ..core.vocabulary import SCORE_KEYS
+from ..storage.store import Store
 from ._drift import DEFAULT_MIN_SAMPLES, DriftAssessment, Sample, _mean_and_interval, assess, daily_trend
 from ._model import (
     CRITERIA,
@@ -49,7 +52,6 @@ from ._model import (
 )
 from ._records import (
     DEFAULT_LANGSMITH_URL,
-    SCORE_KEYS,
     Judged,
     Rating,
     RunLinker,
@@ -99,7 +101,7 @@ def build_review(
         evaluations = list(db.evaluations(history_start, until))
         user_records = list(db.user_feedback(history_start, until))
         usage, invocation_count = _usage(db, evaluations, window_start, display_start, until, since)
-        store_name = db.engine.url.render_as_string(hide_password=True)
+        store_name = db.location
     judged = [judged_from_store(record) for record in evaluations if record.status == "success"]
     ratings = [rating_from_store(record) for record in user_records]
     linker = RunLinker(langsmith_url, template=run_url_template, default_project=project)

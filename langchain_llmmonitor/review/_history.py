@@ -21,22 +21,15 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
-from ..store import (
-    EvaluationRecord,
-    InvocationRecord,
-    Store,
-    UserFeedbackRecord,
-    evaluations_table,
-    invocations_table,
-    user_feedback_table,
-    utcnow,
-)
+from ..core.records import EvaluationRecord, InvocationRecord, UserFeedbackRecord, utcnow
+from ..core.vocabulary import FORCED, NEGATIVE_RATING, POSITIVE_RATING, RANDOM, SUCCESS
+from ..storage.store import Store
 from ._drift import _score_probabilities
 
 Scenario = Literal["degradation", "stable"]
@@ -131,7 +124,7 @@ def generate_history(
         degraded = scenario == "degradation" and week == weeks - 1
         simulator.week(start + week * _WEEK, per_week, sample_rate, judge=1 if changed else 0, degraded=degraded)
     simulator.write(store)
-    forced = sum(1 for row in simulator.evaluations if row["sampling"] == "forced")
+    forced = sum(1 for row in simulator.evaluations if row.sampling == FORCED)
     return HistorySummary(
         start=start,
         end=end,
@@ -148,8 +141,8 @@ class _Simulator:
         self.rng = rng
         self.project = project
         self.invocations: list[InvocationRecord] = []
-        self.evaluations: list[dict[str, Any]] = []
-        self.feedback: list[dict[str, Any]] = []
+        self.evaluations: list[EvaluationRecord] = []
+        self.feedback: list[UserFeedbackRecord] = []
 
     def week(self, week_start: datetime, per_week: int, sample_rate: float, *, judge: int, degraded: bool) -> None:
         rng = self.rng
@@ -171,13 +164,13 @@ class _Simulator:
                 negative = bool(rng.random() < _THUMBS_DOWN_BY_FAITHFULNESS[quality - 1])
                 self._rating(run_id, ended + timedelta(seconds=float(rng.uniform(5, 600))), negative)
             if index in judged:
-                self._evaluation(run_id, ended, levels, judge, "random", "rate", quality)
+                self._evaluation(run_id, ended, levels, judge, RANDOM, "rate", quality)
             elif recovered[index] or negative:
                 forced_levels = {**_FORCED, "hallucination": 0.3}
                 if recovered[index]:
                     quality = self._score(_FORCED["faithfulness"], _FORCED_SD)
                 reason = "error" if recovered[index] else "feedback"
-                self._evaluation(run_id, ended + timedelta(minutes=10), forced_levels, judge, "forced", reason, quality)
+                self._evaluation(run_id, ended + timedelta(minutes=10), forced_levels, judge, FORCED, reason, quality)
 
     @staticmethod
     def _levels(day: int, *, degraded: bool) -> dict[str, float]:
@@ -230,7 +223,7 @@ class _Simulator:
         quality: int,
     ) -> None:
         rng = self.rng
-        sd = _SD if sampling == "random" else dict.fromkeys(_SD, _FORCED_SD)
+        sd = _SD if sampling == RANDOM else dict.fromkeys(_SD, _FORCED_SD)
         shift = _STRICTER if judge else dict.fromkeys(_STRICTER, 0.0)
         scores = {name: self._score(levels[name] + shift[name], sd[name]) for name in ("relevance", "completeness")}
         # The stricter judge marks ~30% of answers one point lower (-0.3 on average, less at the floor).
@@ -252,7 +245,7 @@ class _Simulator:
             prompt_version=prompt_version,
             sampling=sampling,
             sample_reason=reason,
-            status="success",
+            status=SUCCESS,
             faithfulness=faithfulness,
             relevance=scores["relevance"],
             completeness=scores["completeness"],
@@ -264,7 +257,7 @@ class _Simulator:
             judge_completion_tokens=completion_tokens,
             judge_cost_usd=prompt_tokens * _JUDGE_PRICE[0] + completion_tokens * _JUDGE_PRICE[1],
         )
-        self.evaluations.append(asdict(record))
+        self.evaluations.append(record)
 
     def _rating(self, run_id: str, at: datetime, negative: bool) -> None:
         rng = self.rng
@@ -277,24 +270,12 @@ class _Simulator:
             trace_id=run_id,
             project=self.project,
             score=-1.0 if negative else 1.0,  # the monitor's thumbs scale
-            rating="negative" if negative else "positive",
+            rating=NEGATIVE_RATING if negative else POSITIVE_RATING,
             comment=comment,
             source="simulated",
         )
-        self.feedback.append(asdict(record))
+        self.feedback.append(record)
 
     def write(self, store: Store) -> None:
-        """All rows in one transaction, as executemany (the store's multi-row VALUES compiles slowly at this size)."""
-        if store.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        invocations = [asdict(record) for record in self.invocations]
-        with store.engine.begin() as connection:
-            for table, rows in (
-                (invocations_table, invocations),
-                (evaluations_table, self.evaluations),
-                (user_feedback_table, self.feedback),
-            ):
-                for begin in range(0, len(rows), 1_000):
-                    connection.execute(insert(table).on_conflict_do_nothing(), rows[begin : begin + 1_000])
+        """All records in one transaction, none of them bound for LangSmith."""
+        store.import_history(self.invocations, self.evaluations, self.feedback)

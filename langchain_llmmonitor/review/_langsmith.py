@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..store import USER_RATING_KEY
-from ._records import SCORE_KEYS, Judged, Rating, aware, judge_key
+from ..core.vocabulary import SCORE_KEYS, USER_RATING_KEY
+from ._records import Judged, Rating, aware, judge_key
 
 _RUN_FIELDS = ["id", "name", "run_type", "start_time", "trace_id", "session_id"]
 _RUN_IDS_PER_REQUEST = 100

@@ -14,12 +14,13 @@ from datetime import datetime, timezone
 from typing import Literal
 from urllib.parse import quote
 
-from ..store import HALLUCINATION, JUDGE_CRITERIA, EvaluationRecord, UserFeedbackRecord
+from ..core.ratings import is_negative_rating
+from ..core.records import EvaluationRecord, UserFeedbackRecord
+from ..core.vocabulary import CRITERIA, FORCED, HALLUCINATION
 
 DEFAULT_LANGSMITH_URL = "https://smith.langchain.com"
 EXACT_RUN_URL = "{base}/o/{tenant_id}/projects/p/{project_id}/r/{run_id}?trace_id={trace_id}"
 BEST_EFFORT_RUN_URL = "{base}/o/-/projects/p/{project}/r/{run_id}?trace_id={trace_id}"
-SCORE_KEYS = (*JUDGE_CRITERIA, HALLUCINATION)
 Source = Literal["store", "langsmith"]
 
 
@@ -42,7 +43,7 @@ class Judged:
 
     @property
     def forced(self) -> bool:
-        return self.sampling == "forced"
+        return self.sampling == FORCED
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ class Rating:
 
     @property
     def negative(self) -> bool:
-        return is_negative(self.rating, self.score)
+        return is_negative_rating(self.rating, self.score)
 
 
 def judge_key(judge: str, model: str, prompt_version: str) -> str:
@@ -69,7 +70,7 @@ def judge_key(judge: str, model: str, prompt_version: str) -> str:
 
 
 def judged_from_store(record: EvaluationRecord) -> Judged:
-    scores = {name: float(getattr(record, name)) for name in JUDGE_CRITERIA if getattr(record, name) is not None}
+    scores = {name: float(getattr(record, name)) for name in CRITERIA if getattr(record, name) is not None}
     if record.hallucination is not None:
         scores[HALLUCINATION] = float(record.hallucination)
     return Judged(
@@ -99,16 +100,6 @@ def rating_from_store(record: UserFeedbackRecord) -> Rating:
         comment=record.comment,
         source="store",
     )
-
-
-def is_negative(rating: str | None, score: float | None) -> bool:
-    """Thumbs down: the label "negative", a 1-5 rating of 1 or 2, or else a 0-1 score below 0.5."""
-    label = (rating or "").strip().lower()
-    if label in ("negative", "positive"):
-        return label == "negative"
-    if label.isdigit() and 1 <= int(label) <= 5:
-        return int(label) <= 2
-    return score is not None and score < 0.5
 
 
 def aware(moment: datetime) -> datetime:

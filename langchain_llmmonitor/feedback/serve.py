@@ -1,0 +1,113 @@
+"""`llmmonitor serve`: the feedback API over a store, forwarding to LangSmith when a key is set.
+
+Importable without FastAPI, so the command always exists; running it without the `api` extra says what to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+
+from .api import INSTALL_HINT, _fastapi, create_app
+from .tokens import FeedbackTokens
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+SECRET_ENV = "LLMMONITOR_FEEDBACK_SECRET"
+
+
+def add_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `llmmonitor serve`; the parser's default `func` is `run_cli`. Works without FastAPI installed."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve POST /feedback, /metrics, /healthz and /readyz",
+        description=(
+            "Serve the feedback API and forward stored feedback to LangSmith (when LANGSMITH_API_KEY or "
+            f"LANGCHAIN_API_KEY is set). Tokens are checked with the secret in ${SECRET_ENV} when it is set. "
+            f"Needs the api extra: {INSTALL_HINT}"
+        ),
+    )
+    parser.add_argument(
+        "--store",
+        default="llmmonitor.db",
+        metavar="PATH_OR_URL",
+        help="SQLite file or SQLAlchemy URL (default %(default)s)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    parser.add_argument(
+        "--scale", choices=("thumbs", "five"), default="thumbs", help="rating scale (default %(default)s)"
+    )
+    parser.add_argument(
+        "--require-token", action="store_true", help=f"refuse ratings without a valid token (secret from ${SECRET_ENV})"
+    )
+    parser.add_argument("--no-forward", action="store_true", help="store feedback only; do not send it to LangSmith")
+    parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    parser.set_defaults(func=run_cli)
+    return parser
+
+
+def app_from_args(args: argparse.Namespace, environ: Any = None) -> "FastAPI":
+    """The app `llmmonitor serve` runs: store, fresh metrics registry, recorder, tokens and forwarder from the
+    arguments and environment. `app.state.store` is left open for the caller to close."""
+    from langsmith.utils import get_env_var
+
+    from ..config import FeedbackConfig
+    from ..langsmith import Forwarder
+    from ..storage import open_store
+    from .recorder import FeedbackRecorder
+
+    environ = os.environ if environ is None else environ
+    secret = environ.get(SECRET_ENV) or None
+    if args.require_token and secret is None:
+        raise ValueError(f"--require-token needs the token secret in ${SECRET_ENV}")
+    tokens = FeedbackTokens(secret) if secret is not None else None
+    registry = CollectorRegistry()
+    store = open_store(args.store, registry=registry)
+    try:
+        recorder = FeedbackRecorder(store, config=FeedbackConfig(scale=args.scale), registry=registry)
+        forwarder = None
+        if not args.no_forward and get_env_var("API_KEY", default=None):
+            forwarder = Forwarder(store, registry=registry)
+        return create_app(
+            recorder=recorder,
+            registry=registry,
+            tokens=tokens,
+            require_token=args.require_token,
+            forwarder=forwarder,
+            store=store,
+        )
+    except BaseException:
+        store.close()
+        raise
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run the server until interrupted; 2 on a configuration error, reported on stderr."""
+    try:
+        _fastapi()
+        import uvicorn
+    except ImportError:
+        print(f"llmmonitor serve: error: the server needs FastAPI and uvicorn: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        app = app_from_args(args)
+    except (ValueError, OSError, SQLAlchemyError) as error:
+        print(f"llmmonitor serve: error: {error}", file=sys.stderr)
+        return 2
+    store = app.state.store
+    forwarding = "on" if app.state.forwarder is not None else "off"
+    where = store.location
+    print(f"llmmonitor serve: store {where}, scale {args.scale}, LangSmith forwarding {forwarding}", file=sys.stderr)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        store.close()
+    return 0

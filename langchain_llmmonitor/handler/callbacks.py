@@ -1,0 +1,644 @@
+"""The LangChain callback handler: run events in; metrics, log events, evaluation jobs and invocation records out.
+
+It runs inline (`run_inline = True`): every callback is a few dictionary operations and metric updates, no I/O and
+no locks held across calls, so LangChain need not hop to a thread pool for it in async code. Anything that could be
+slow (judging, storing, talking to LangSmith) is handed to a queue: `evaluations.submit(job)` and
+`invocations.submit(record)`, both non-blocking.
+
+Every callback goes through `_callback`: an exception inside the handler is counted, logged (a repeating one at most
+once a minute) and never reaches the chain; after `close()` callbacks do nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langsmith.run_helpers import get_current_run_tree
+
+from ..config import MonitorConfig
+from ..core.records import EvaluationJob, InvocationRecord, RunRef
+from ..core.text import describe_error
+from ..core.usage import Usage
+from ..core.vocabulary import CANCELLED, ERROR, INTERRUPTED, JUDGE_TAG, SUCCESS, UNKNOWN_MODEL
+from ..pricing import PriceTable
+from ..telemetry.logs import OncePerInterval, info_enabled
+from ..telemetry.metrics import MonitorMetrics
+from .capture import evaluation_input
+from .extract import model_at_end, model_at_start, usage_of
+from .recent import FinishedTrace, RecentTraces
+from .runs import AGE, CHAIN, LLM, RETRIEVER, TOOL, Entry, Run, RunTable, Trace
+from .sampling import AFTER_ERROR, AFTER_FEEDBACK, SampleDecision, Sampler
+
+# LangGraph raises these through the callback chain for interrupts and `Command(graph=PARENT)`: control flow, not failure.
+_CONTROL_FLOW_ERRORS = frozenset({"GraphBubbleUp", "GraphInterrupt", "NodeInterrupt", "ParentCommand"})
+_CANCELLATION_ERRORS = frozenset({"NodeCancelledError"})  # LangGraph cancelling a node, e.g. when a sibling failed
+_MAX_REQUEST_ID_CHARS = 200
+
+Method = TypeVar("Method", bound=Callable[..., None])
+
+
+class JobQueue(Protocol):
+    """Takes evaluation jobs off the request path (the judge pool); never blocks, False when the job was dropped."""
+
+    def submit(self, job: EvaluationJob) -> bool: ...
+
+
+class RecordQueue(Protocol):
+    """Takes finished invocations off the request path (the store writer); never blocks."""
+
+    def submit(self, record: InvocationRecord) -> bool: ...
+
+
+def outcome_of(error: BaseException) -> str:
+    """How a run that raised `error` ended: cancelled, interrupted (LangGraph control flow) or error."""
+    if isinstance(error, (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt)):
+        return CANCELLED
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if names & _CONTROL_FLOW_ERRORS:
+        return INTERRUPTED
+    if names & _CANCELLATION_ERRORS:
+        return CANCELLED
+    return ERROR
+
+
+def _callback(method: Method) -> Method:
+    """The one error-isolating wrapper of every callback: after close it does nothing; an exception inside the
+    handler is counted in `llm_monitor_handler_errors_total{event}` and logged, never raised into the chain."""
+    event = method.__name__
+
+    @functools.wraps(method)
+    def isolated(self: CallbackHandler, *args: Any, **kwargs: Any) -> None:
+        if self._closed:
+            return
+        try:
+            method(self, *args, **kwargs)
+        except Exception as failure:  # noqa: BLE001 - the handler must never raise into the chain
+            self._handler_failed(event, failure)
+
+    return isolated  # type: ignore[return-value]
+
+
+class _BindOnFirstUse:
+    """Holds the logger until the first event, then puts a bound logger in its place.
+
+    structlog's lazy proxies re-read the configuration on every call, a few microseconds each time; binding at the
+    first event (like structlog's `cache_logger_on_first_use`) keeps that off the hot path while still honouring a
+    configuration the application sets up after creating the Monitor.
+    """
+
+    def __init__(self, handler: CallbackHandler, logger: Any) -> None:
+        self._handler = handler
+        self._logger = logger
+
+    def __getattr__(self, name: str) -> Any:
+        bind = getattr(self._logger, "bind", None)
+        bound = bind() if callable(bind) else self._logger
+        self._handler._log = bound
+        self._handler._info_enabled = info_enabled(bound)
+        return getattr(bound, name)
+
+
+class CallbackHandler(BaseCallbackHandler):
+    """Turns the run events of any LangChain runnable into metrics, logs, evaluation jobs and invocation records.
+
+    One instance can be shared by every request of an application, from threads and from asyncio tasks.
+    """
+
+    run_inline = True
+    raise_error = False
+
+    def __init__(
+        self,
+        *,
+        config: MonitorConfig,
+        metrics: MonitorMetrics,
+        logger: Any,
+        prices: PriceTable,
+        clock: Callable[[], float],
+        evaluations: JobQueue,
+        invocations: RecordQueue | None = None,
+    ) -> None:
+        super().__init__()
+        self._closed = False
+        self._metrics = metrics
+        self._log: Any = _BindOnFirstUse(self, logger)
+        self._info_enabled = True  # settled when the logger is bound, at the first event
+        self._error_log = OncePerInterval()
+        self._prices = prices
+        self._clock = clock
+        self._runs = RunTable(
+            max_age_seconds=config.runs.max_age_seconds,
+            max_runs=config.runs.max_tracked,
+            on_forget=self._forget,
+            clock=clock,
+        )
+        self._request_id_key = config.runs.request_id_key
+        self._sampler = Sampler(config.sampling)
+        self._evaluate_errors = config.sampling.evaluate_errors
+        self._evaluate_without_context = config.sampling.evaluate_without_context
+        self._capture = config.capture
+        self._project = config.langsmith.project
+        self._evaluations = evaluations
+        self._invocations = invocations
+        self._recent = RecentTraces(config.feedback.window) if invocations is not None else None
+
+    # Chains ---------------------------------------------------------------------------------------------------------
+
+    @_callback
+    def on_chain_start(
+        self,
+        serialized: Any,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: Any = None,
+        metadata: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if tags and JUDGE_TAG in tags:  # the judge's own calls are not application traffic (tags are inherited)
+            return
+        if parent_run_id is not None:
+            parent = self._runs.get(parent_run_id)
+            if parent is not None:  # a nested step: only a link to its trace
+                self._runs.link(run_id, parent.trace)
+                return
+        now = self._clock()
+        trace = self._new_trace(run_id, parent_run_id, _run_name(serialized, kwargs, CHAIN), now, metadata, tags)
+        trace.inputs = inputs
+        self._runs.add(run_id, Run(CHAIN, now, trace, "", True))
+
+    @_callback
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
+        run = self._end(run_id, CHAIN, "on_chain_end")
+        if run is not None and run.is_root:  # a streamed root starts with a placeholder input and gets the real one here
+            self._finish_root(run_id, run, SUCCESS, None, outputs, inputs)
+
+    @_callback
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._end(run_id, CHAIN, "on_chain_error")
+        if run is None:
+            return
+        status = outcome_of(error)
+        if run.is_root:
+            self._finish_root(run_id, run, status, error if status == ERROR else None)
+        elif status == ERROR:
+            run.trace.failed_steps += 1
+
+    # LLMs and chat models -------------------------------------------------------------------------------------------
+
+    @_callback
+    def on_chat_model_start(
+        self, serialized: Any, messages: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        first_prompt = messages[0] if isinstance(messages, Sequence) and messages else None
+        self._start_llm(serialized, run_id, parent_run_id, kwargs, first_prompt)
+
+    @_callback
+    def on_llm_start(
+        self, serialized: Any, prompts: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        first_prompt = prompts[0] if isinstance(prompts, Sequence) and prompts else None
+        self._start_llm(serialized, run_id, parent_run_id, kwargs, first_prompt)
+
+    def _start_llm(
+        self, serialized: Any, run_id: UUID, parent_run_id: UUID | None, kwargs: Mapping[str, Any], first_prompt: Any
+    ) -> None:
+        tags, metadata = kwargs.get("tags"), kwargs.get("metadata")
+        if tags and JUDGE_TAG in tags:
+            return
+        model = self._extract("on_llm_start", model_at_start, serialized, metadata, kwargs.get("invocation_params"))
+        now = self._clock()
+        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        if parent is not None:
+            run = Run(LLM, now, parent.trace, model or "", False)
+        else:
+            trace = self._new_trace(run_id, parent_run_id, _run_name(serialized, kwargs, LLM), now, metadata, tags)
+            trace.inputs = first_prompt
+            run = Run(LLM, now, trace, model or "", True)
+        self._runs.add(run_id, run)
+        self._metrics.active.inc()
+
+    @_callback
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._runs.get(run_id)
+        if run is not None and run.kind == LLM and run.first_token_at is None:  # type: ignore[union-attr]
+            run.first_token_at = self._clock()  # type: ignore[union-attr]
+
+    @_callback
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._end(run_id, LLM, "on_llm_end")
+        if run is None:
+            return
+        latency = self._clock() - run.started
+        if not hasattr(response, "generations"):
+            self._malformed("on_llm_end", f"response is {type(response).__name__}, not an LLMResult")
+        model = run.label or self._extract("on_llm_end", model_at_end, response) or UNKNOWN_MODEL
+        usage = self._extract("on_llm_end", usage_of, response)
+        self._record_llm_call(run_id, run, model, usage, latency)
+        if run.is_root:
+            self._finish_root(run_id, run, SUCCESS, None, self._extract("on_llm_end", _first_generation, response))
+
+    @_callback
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._end(run_id, LLM, "on_llm_error")
+        if run is None:
+            return
+        latency = self._clock() - run.started
+        model = run.label or UNKNOWN_MODEL
+        status = outcome_of(error)
+        self._metrics.requests(model, status).inc()
+        if status == ERROR:
+            run.trace.failed_steps += 1
+            self._metrics.request_duration(model).observe(latency)
+            self._metrics.errors(model, type(error).__name__).inc()
+        if status == ERROR or self._info_enabled:
+            fields = dict(run_id=str(run_id), trace_id=str(run.trace.trace_id), model=model, status=status)
+            if status == ERROR:
+                self._log.warning("llm_call", error=describe_error(error), latency_s=round(latency, 4), **fields)
+            else:
+                self._log.info("llm_call", latency_s=round(latency, 4), **fields)
+        if run.is_root:
+            self._finish_root(run_id, run, status, error if status == ERROR else None)
+
+    def _record_llm_call(self, run_id: UUID, run: Run, model: str, usage: Usage | None, latency: float) -> None:
+        metrics = self._metrics
+        metrics.requests(model, SUCCESS).inc()
+        metrics.request_duration(model).observe(latency)
+        ttft = None
+        if run.first_token_at is not None:
+            ttft = run.first_token_at - run.started
+            metrics.time_to_first_token(model).observe(ttft)
+        cost = self._record_usage(model, usage, run.trace)
+        if self._info_enabled:
+            self._log.info(
+                "llm_call",
+                run_id=str(run_id),
+                trace_id=str(run.trace.trace_id),
+                model=model,
+                status=SUCCESS,
+                latency_s=round(latency, 4),
+                ttft_s=None if ttft is None else round(ttft, 4),
+                prompt_tokens=usage.prompt if usage else None,
+                completion_tokens=usage.completion if usage else None,
+                cache_read_tokens=usage.cache_read if usage else None,
+                reasoning_tokens=usage.reasoning if usage else None,
+                cost_usd=None if cost is None else round(cost, 6),
+            )
+
+    def _record_usage(self, model: str, usage: Usage | None, trace: Trace) -> float | None:
+        """Token and cost metrics for one call; returns the cost, or None when it is unknown."""
+        metrics = self._metrics
+        trace.llm_calls += 1
+        if usage is None:
+            metrics.usage_missing(model).inc()
+            trace.unpriced_calls += 1
+            return None
+        tokens = metrics.tokens
+        tokens(model, "prompt").inc(usage.prompt)
+        tokens(model, "completion").inc(usage.completion)
+        if usage.cache_read:
+            tokens(model, "cache_read").inc(usage.cache_read)
+        if usage.cache_creation:
+            tokens(model, "cache_creation").inc(usage.cache_creation)
+        if usage.reasoning:
+            tokens(model, "reasoning").inc(usage.reasoning)
+        trace.usage.add(usage)
+        price = self._prices.lookup(model)
+        if price is None:
+            metrics.unpriced(model).inc()
+            trace.unpriced_calls += 1
+            return None
+        cost = price.cost(
+            prompt=usage.prompt,
+            completion=usage.completion,
+            cache_read=usage.cache_read,
+            cache_creation=usage.cache_creation,
+        )
+        metrics.cost(model).inc(cost)
+        trace.cost_usd += cost
+        return cost
+
+    # Retrievers and tools -------------------------------------------------------------------------------------------
+
+    @_callback
+    def on_retriever_start(
+        self, serialized: Any, query: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._start_step(RETRIEVER, serialized, run_id, parent_run_id, kwargs, query)
+
+    @_callback
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._end(run_id, RETRIEVER, "on_retriever_end")
+        if run is None:
+            return
+        self._metrics.retriever_requests(run.label, SUCCESS).inc()
+        self._metrics.retriever_duration(run.label).observe(self._clock() - run.started)
+        if isinstance(documents, Sequence):
+            self._metrics.retriever_documents(run.label).observe(len(documents))
+            trace = run.trace
+            room = self._capture.max_documents - len(trace.documents)
+            if room > 0 and trace.sample is not False:
+                trace.documents.extend(documents[:room])
+        else:
+            self._malformed("on_retriever_end", f"documents is {type(documents).__name__}, not a sequence")
+        if run.is_root:
+            self._finish_root(run_id, run, SUCCESS, None)
+
+    @_callback
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._end(run_id, RETRIEVER, "on_retriever_error")
+        if run is not None:
+            self._step_failed(run_id, run, error, self._metrics.retriever_requests, self._metrics.retriever_duration)
+
+    @_callback
+    def on_tool_start(
+        self, serialized: Any, input_str: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._start_step(TOOL, serialized, run_id, parent_run_id, kwargs, input_str)
+
+    @_callback
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._end(run_id, TOOL, "on_tool_end")
+        if run is None:
+            return
+        self._metrics.tool_calls(run.label, SUCCESS).inc()
+        self._metrics.tool_duration(run.label).observe(self._clock() - run.started)
+        if run.is_root:
+            self._finish_root(run_id, run, SUCCESS, None)
+
+    @_callback
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._end(run_id, TOOL, "on_tool_error")
+        if run is not None:
+            self._step_failed(run_id, run, error, self._metrics.tool_calls, self._metrics.tool_duration)
+
+    def _start_step(
+        self, kind: str, serialized: Any, run_id: UUID, parent_run_id: UUID | None, kwargs: Mapping[str, Any], inputs: Any
+    ) -> None:
+        tags = kwargs.get("tags")
+        if tags and JUDGE_TAG in tags:
+            return
+        label = _run_name(serialized, kwargs, kind)
+        now = self._clock()
+        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        if parent is not None:
+            self._runs.add(run_id, Run(kind, now, parent.trace, label, False))
+            return
+        trace = self._new_trace(run_id, parent_run_id, label, now, kwargs.get("metadata"), tags)
+        trace.inputs = inputs
+        self._runs.add(run_id, Run(kind, now, trace, label, True))
+
+    def _step_failed(self, run_id: UUID, run: Run, error: BaseException, calls: Any, duration: Any) -> None:
+        status = outcome_of(error)
+        calls(run.label, status).inc()
+        if status != CANCELLED:
+            duration(run.label).observe(self._clock() - run.started)
+        if status == ERROR:
+            run.trace.failed_steps += 1
+        if run.is_root:
+            self._finish_root(run_id, run, status, error if status == ERROR else None)
+
+    # Run bookkeeping ------------------------------------------------------------------------------------------------
+
+    def _new_trace(
+        self, run_id: UUID, parent_run_id: UUID | None, name: str, now: float, metadata: Any, tags: Any
+    ) -> Trace:
+        trace = Trace(run_id, _trace_id(run_id, parent_run_id), name, now)
+        if isinstance(metadata, Mapping):
+            request_id = metadata.get(self._request_id_key)
+            if request_id is not None:
+                trace.request_id = str(request_id)[:_MAX_REQUEST_ID_CHARS]
+        trace.sample = self._sampler.at_start(trace.trace_id, metadata, tags)
+        return trace
+
+    def _end(self, run_id: UUID, kind: str, event: str) -> Entry | None:
+        """Forget a run that ended; None when it is unknown (never seen, expired) or ended as a different kind."""
+        run = self._runs.pop(run_id)
+        if run is None:
+            return None
+        if run.kind == LLM:
+            self._metrics.active.dec()
+        if run.kind != kind:
+            self._malformed(event, f"run {run_id} started as {run.kind}")
+            return None
+        return run
+
+    def _forget(self, run_id: UUID, run: Entry, age: float, reason: str) -> None:
+        """A run that will never end here: counted apart by why (aged out, table full, monitor closed)."""
+        if reason == AGE:
+            self._metrics.runs_expired(run.kind).inc()
+        else:
+            self._metrics.runs_evicted(run.kind, reason).inc()
+        if run.kind == LLM:
+            self._metrics.active.dec()
+        self._log.warning(
+            "run_expired" if reason == AGE else "run_evicted",
+            run_id=str(run_id),
+            trace_id=str(run.trace.trace_id),
+            kind=run.kind,
+            label=run.label,
+            reason=reason,
+            age_s=round(age, 3),
+        )
+
+    # Failures of the handler itself ---------------------------------------------------------------------------------
+
+    def _extract(self, event: str, extractor: Callable[..., Any], *args: Any) -> Any:
+        """One field out of an event payload; a failure loses that field (None), not the event."""
+        try:
+            return extractor(*args)
+        except Exception as failure:  # noqa: BLE001 - one bad field must not cost the rest of the event
+            self._handler_failed(event, failure, extractor.__name__)
+            return None
+
+    def _handler_failed(self, event: str, error: Exception, field: str | None = None) -> None:
+        try:
+            self._metrics.handler_errors(event).inc()
+            held = self._error_log.admit(event, field or "", type(error).__name__)
+            if held is not None:
+                extra = {"field": field} if field else {}
+                if held:
+                    extra["suppressed"] = held
+                self._log.warning("monitor_handler_error", callback=event, error=describe_error(error), **extra)
+        except Exception:  # noqa: BLE001, S110 - a broken logger must not break the chain either
+            pass
+
+    def _malformed(self, event: str, what: str) -> None:
+        self._metrics.handler_errors(event).inc()
+        held = self._error_log.admit(event, "malformed")
+        if held is not None:
+            extra = {"suppressed": held} if held else {}
+            self._log.warning("monitor_malformed_event", callback=event, problem=what, **extra)
+
+    # Finished traces ------------------------------------------------------------------------------------------------
+
+    def _finish_root(
+        self, run_id: UUID, run: Run, status: str, error: BaseException | None, answer: Any = None, inputs: Any = None
+    ) -> None:
+        elapsed = self._clock() - run.started
+        trace = run.trace
+        self._metrics.invocations(trace.name, status).inc()
+        if status != CANCELLED:
+            self._metrics.invocation_duration(trace.name).observe(elapsed)
+        if error is not None or self._info_enabled:
+            self._log_invocation(run_id, trace, status, elapsed, error)
+        inputs = inputs if inputs is not None else trace.inputs
+        evaluated = False
+        if status == SUCCESS and answer is not None:
+            decision = trace.sample
+            if decision is None and trace.failed_steps and self._evaluate_errors:
+                decision = AFTER_ERROR
+            if decision:
+                evaluated = self._submit(decision, run_id, trace, inputs, trace.documents, answer)
+        if self._invocations is not None:
+            self._record_invocation(run_id, trace, status, elapsed, inputs, answer, evaluated)
+
+    def _log_invocation(
+        self, run_id: UUID, trace: Trace, status: str, elapsed: float, error: BaseException | None
+    ) -> None:
+        fields = dict(
+            run_id=str(run_id),
+            trace_id=str(trace.trace_id),
+            name=trace.name,
+            status=status,
+            latency_s=round(elapsed, 4),
+            llm_calls=trace.llm_calls,
+            prompt_tokens=trace.usage.prompt,
+            completion_tokens=trace.usage.completion,
+            cost_usd=round(trace.cost_usd, 6) if not trace.unpriced_calls else None,
+        )
+        if error is None:
+            self._log.info("invocation", **fields)
+        else:
+            self._log.warning("invocation", error=describe_error(error), **fields)
+
+    def _record_invocation(
+        self, run_id: UUID, trace: Trace, status: str, elapsed: float, inputs: Any, answer: Any, evaluated: bool
+    ) -> None:
+        """Queue the invocation for the store and remember it for feedback; the write happens on a background thread."""
+        project = self.project
+        self._invocations.submit(  # type: ignore[union-attr]
+            InvocationRecord(
+                run_id=str(run_id),
+                trace_id=str(trace.trace_id),
+                name=trace.name[:200],
+                status=status,
+                started_at=datetime.now(timezone.utc) - timedelta(seconds=elapsed),
+                latency_s=elapsed,
+                prompt_tokens=trace.usage.prompt,
+                completion_tokens=trace.usage.completion,
+                cost_usd=None if trace.unpriced_calls else trace.cost_usd,
+                request_id=trace.request_id,
+                project=project,
+            )
+        )
+        self._recent.remember(  # type: ignore[union-attr]
+            FinishedTrace(
+                run_id=str(run_id),
+                trace_id=str(trace.trace_id),
+                request_id=trace.request_id,
+                project=project,
+                inputs=inputs,
+                documents=trace.documents,
+                answer=answer if status == SUCCESS else None,
+                evaluated=evaluated or trace.sample is False,
+            )
+        )
+
+    def _submit(
+        self, decision: SampleDecision, run_id: Any, trace: Any, inputs: Any, documents: Sequence[Any], answer: Any
+    ) -> bool:
+        """Queue a judge evaluation of a finished trace; cheap, never blocks (the judge runs on a worker)."""
+        item = evaluation_input(self._capture, inputs, documents, answer)
+        if item is None:
+            self._metrics.judge_dropped("no_answer").inc()
+            return False
+        if not item.context and not self._evaluate_without_context:
+            self._metrics.judge_dropped("no_context").inc()
+            return False
+        self._metrics.quality_samples(decision.reason).inc()
+        job = EvaluationJob(
+            run_id=str(run_id),
+            trace_id=str(trace.trace_id),
+            item=item,
+            sampling=decision.sampling,
+            sample_reason=decision.reason,
+            request_id=trace.request_id,
+            project=self.project,
+        )
+        return self._evaluations.submit(job)
+
+    # What the Monitor's feedback side asks of the handler -----------------------------------------------------------
+
+    @property
+    def project(self) -> str | None:
+        """The LangSmith project of the monitored runs (LANGSMITH_PROJECT unless configured)."""
+        if self._project is None:
+            from langsmith.utils import get_tracer_project
+
+            self._project = get_tracer_project()
+        return self._project
+
+    def _recent_run(self, key: str) -> RunRef | None:
+        """A run that finished a moment ago, by run id or request id, even before it reaches the store."""
+        trace = self._recent.find(key) if self._recent is not None else None
+        if trace is None:
+            return None
+        return RunRef(run_id=trace.run_id, trace_id=trace.trace_id, request_id=trace.request_id, project=trace.project)
+
+    def _judge_after_negative_feedback(self, ref: RunRef) -> None:
+        """A user's thumbs-down forces an evaluation of that trace, if it is still remembered and was not judged."""
+        recent = self._recent
+        trace = recent.find(ref.run_id) if recent is not None else None
+        if trace is None or trace.answer is None or not recent.claim_evaluation(trace):  # type: ignore[union-attr]
+            return
+        self._submit(AFTER_FEEDBACK, trace.run_id, trace, trace.inputs, trace.documents, trace.answer)
+
+    # Introspection --------------------------------------------------------------------------------------------------
+
+    @property
+    def runs_in_flight(self) -> int:
+        """Runs started and not yet ended or expired (for health checks and tests)."""
+        return len(self._runs)
+
+    def expire_stale_runs(self) -> int:
+        """Age out runs that never ended now instead of at the next start; returns how many."""
+        return self._runs.sweep()
+
+
+def _trace_id(run_id: UUID, parent_run_id: UUID | None) -> UUID:
+    """A root's trace id is its own run id, unless it runs inside a LangSmith `@traceable` span."""
+    if parent_run_id is None:
+        return run_id
+    trace_id = getattr(get_current_run_tree(), "trace_id", None)
+    return trace_id if isinstance(trace_id, UUID) else run_id
+
+
+def _run_name(serialized: Any, kwargs: Mapping[str, Any], default: str) -> str:
+    name = kwargs.get("name")
+    if isinstance(name, str) and name:
+        return name
+    if isinstance(serialized, Mapping):
+        name = serialized.get("name")
+        if isinstance(name, str) and name:
+            return name
+        ids = serialized.get("id")
+        if isinstance(ids, Sequence) and ids and isinstance(ids[-1], str):
+            return ids[-1]
+    return default
+
+
+def _first_generation(response: Any) -> Any:
+    """The answer of an LLM call that is itself the root: its first generation's message, or text."""
+    generations = getattr(response, "generations", None)
+    if not generations or not generations[0]:
+        return None
+    generation = generations[0][0]
+    return getattr(generation, "message", None) or getattr(generation, "text", None)

@@ -1,0 +1,119 @@
+"""The store's tables: invocations, judge evaluations, user feedback, and the outbox of feedback bound for LangSmith.
+
+SQLAlchemy Core, portable between SQLite and PostgreSQL. Times are timezone-aware UTC in and out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, and_
+from sqlalchemy.types import TypeDecorator
+
+_ID = 36  # a UUID's text form
+
+
+class _UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out; SQLite has no time zones, so it stores naive UTC (which sorts correctly)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
+        value = value.astimezone(timezone.utc)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+metadata = MetaData()
+
+invocations_table = Table(
+    "invocations",
+    metadata,
+    Column("run_id", String(_ID), primary_key=True),
+    Column("trace_id", String(_ID), nullable=False),
+    Column("request_id", String(200), index=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("started_at", _UtcDateTime(), nullable=False, index=True),
+    Column("latency_s", Float, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cost_usd", Float),
+    Column("project", String(200)),
+)
+
+evaluations_table = Table(
+    "evaluations",
+    metadata,
+    Column("id", String(_ID), primary_key=True),
+    Column("created_at", _UtcDateTime(), nullable=False, index=True),
+    Column("run_id", String(_ID), nullable=False, index=True),
+    Column("trace_id", String(_ID), nullable=False),
+    Column("request_id", String(200)),
+    Column("project", String(200)),
+    Column("judge", String(100), nullable=False),
+    Column("judge_model", String(200), nullable=False),
+    Column("prompt_version", String(50), nullable=False),
+    Column("sampling", String(20), nullable=False),
+    Column("sample_reason", String(50), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("error_type", String(50)),
+    Column("faithfulness", Integer),
+    Column("relevance", Integer),
+    Column("completeness", Integer),
+    Column("hallucination", Boolean),
+    Column("reason", Text),
+    Column("question", Text),
+    Column("answer", Text),
+    Column("judge_prompt_tokens", Integer, nullable=False),
+    Column("judge_completion_tokens", Integer, nullable=False),
+    Column("judge_cost_usd", Float),
+)
+
+user_feedback_table = Table(
+    "user_feedback",
+    metadata,
+    Column("id", String(_ID), primary_key=True),
+    Column("created_at", _UtcDateTime(), nullable=False, index=True),
+    Column("run_id", String(_ID), nullable=False, index=True),
+    Column("trace_id", String(_ID), nullable=False),
+    Column("request_id", String(200)),
+    Column("project", String(200)),
+    Column("key", String(100), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("rating", String(50), nullable=False),
+    Column("comment", Text),
+    Column("source", String(50), nullable=False),
+)
+
+outbox_table = Table(
+    "outbox",
+    metadata,
+    Column("id", String(_ID), primary_key=True),  # the LangSmith feedback id
+    Column("kind", String(10), nullable=False),
+    Column("created_at", _UtcDateTime(), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", _UtcDateTime(), nullable=False),
+    Column("lease_until", _UtcDateTime()),
+    Column("delivered_at", _UtcDateTime()),
+    Column("dead_at", _UtcDateTime()),
+    Column("last_error", Text),
+)
+undone = and_(outbox_table.c.delivered_at.is_(None), outbox_table.c.dead_at.is_(None))
+Index(
+    "ix_outbox_due",
+    outbox_table.c.next_attempt_at,
+    sqlite_where=undone,
+    postgresql_where=undone,
+)

@@ -1,0 +1,116 @@
+"""Every Prometheus metric the monitor exports, created once per registry.
+
+The names here are a contract with the shipped alert rules and Grafana dashboard;
+the tests fail when one side changes without the other.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# LLM latencies: dense below 10 s, exactly 10, and finite buckets above it so that
+# histogram_quantile can report a p99 beyond the 10 s alert threshold.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 30, 45, 60, 120, float("inf"))
+TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, float("inf"))
+FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, float("inf"))
+DOCUMENT_BUCKETS = (0, 1, 2, 3, 4, 5, 8, 10, 15, 20, 30, 50, float("inf"))
+SCORE_BUCKETS = (1, 2, 3, 4, 5, float("inf"))
+
+_MAX_LABEL_CHARS = 120
+
+
+class _Family:
+    """A labelled metric whose children are cached, because `.labels()` costs a lock and a dict build."""
+
+    __slots__ = ("metric", "_children")
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self.metric.labels(*(v[:_MAX_LABEL_CHARS] for v in values))
+            self._children[values] = child
+        return child
+
+
+class MonitorMetrics:
+    """The metric families on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Any:
+            metric = Counter(name, doc, labels, registry=registry)
+            return _Family(metric) if labels else metric
+
+        def histogram(name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...]) -> _Family:
+            return _Family(Histogram(name, doc, labels, registry=registry, buckets=buckets))
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = (), mode: str = "livesum") -> Any:
+            metric = Gauge(name, doc, labels, registry=registry, multiprocess_mode=mode)
+            return _Family(metric) if labels else metric
+
+        # Infrastructure: one LLM / chat-model call.
+        self.requests = counter("llm_requests_total", "LLM calls by model and outcome (success, error, cancelled).", ("model", "status"))
+        self.request_duration = histogram("llm_request_duration_seconds", "LLM call latency.", ("model",), LATENCY_BUCKETS)
+        self.time_to_first_token = histogram("llm_time_to_first_token_seconds", "Streaming LLM calls: time to the first token.", ("model",), TTFT_BUCKETS)
+        self.tokens = counter("llm_tokens_total", "Tokens by model and type (prompt, completion, cache_read, cache_creation, reasoning).", ("model", "type"))
+        self.cost = counter("llm_cost_usd_total", "Cost of LLM calls in USD, from the price table.", ("model",))
+        self.unpriced = counter("llm_unpriced_requests_total", "LLM calls whose model is missing from the price table (cost unknown, not zero).", ("model",))
+        self.usage_missing = counter("llm_usage_missing_total", "LLM calls for which the provider reported no token usage.", ("model",))
+        self.errors = counter("llm_errors_total", "Failed LLM calls by exception type.", ("model", "error_type"))
+        self.active = gauge("llm_active_requests", "LLM calls in flight.")
+
+        # Whole invocations (the root run of each trace).
+        self.invocations = counter("llm_invocations_total", "Root invocations by name and outcome (success, error, cancelled, interrupted).", ("name", "status"))
+        self.invocation_duration = histogram("llm_invocation_duration_seconds", "End-to-end latency of root invocations.", ("name",), LATENCY_BUCKETS)
+
+        # Retrieval and tools.
+        self.retriever_requests = counter("llm_retriever_requests_total", "Retriever calls by retriever and outcome.", ("retriever", "status"))
+        self.retriever_duration = histogram("llm_retriever_duration_seconds", "Retriever latency.", ("retriever",), FAST_BUCKETS)
+        self.retriever_documents = histogram("llm_retriever_documents", "Documents returned per retriever call.", ("retriever",), DOCUMENT_BUCKETS)
+        self.tool_calls = counter("llm_tool_calls_total", "Tool calls by tool and outcome.", ("tool", "status"))
+        self.tool_duration = histogram("llm_tool_duration_seconds", "Tool latency.", ("tool",), FAST_BUCKETS)
+
+        # Quality: sampled traces scored by a judge off the request path. `sampling` is "random" for the
+        # rate-based sample (what trends and alerts use) and "forced" for always-evaluate rules.
+        self.quality_samples = counter("llm_quality_samples_total", "Traces chosen for evaluation, by reason (rate, metadata, tag, error, feedback).", ("reason",))
+        self.quality_score = histogram("llm_quality_score", "Judge scores (1-5) by criterion.", ("criterion", "judge", "sampling"), SCORE_BUCKETS)
+        self.hallucination_verdicts = counter("llm_quality_hallucination_verdicts_total", "Judge hallucination verdicts (yes, no).", ("judge", "sampling", "verdict"))
+        self.judge_evaluations = counter("llm_judge_evaluations_total", "Judge evaluations by outcome (success, error, cached).", ("judge", "status"))
+        self.judge_errors = counter("llm_judge_errors_total", "Judge failures by kind (timeout, parse, refusal, rate_limit, api, other).", ("judge", "error_type"))
+        self.judge_duration = histogram("llm_judge_duration_seconds", "Judge latency per evaluation.", ("judge",), LATENCY_BUCKETS)
+        self.judge_queue_depth = gauge("llm_judge_queue_depth", "Evaluations waiting for a judge worker.")
+        self.judge_dropped = counter("llm_judge_dropped_total", "Evaluations not run, by reason (queue_full, budget, shutdown).", ("reason",))
+        self.judge_tokens = counter("llm_judge_tokens_total", "Tokens spent by the judge (not the application).", ("judge", "type"))
+        self.judge_cost = counter("llm_judge_cost_usd_total", "Cost of the judge in USD (not the application).", ("judge",))
+
+        # User feedback and its delivery to LangSmith.
+        self.user_feedback = counter("llm_user_feedback_total", "User feedback received, by rating.", ("rating",))
+        self.outbox_pending = gauge("llm_feedback_outbox_pending", "Feedback items stored but not yet delivered to LangSmith.", mode="livemax")
+        self.feedback_delivered = counter("llm_feedback_delivered_total", "Feedback items delivered to LangSmith, by kind (judge, user).", ("kind",))
+        self.feedback_delivery_failures = counter("llm_feedback_delivery_failures_total", "Failed delivery attempts to LangSmith (retried), by reason.", ("reason",))
+
+        # The monitor's own health.
+        self.handler_errors = counter("llm_monitor_handler_errors_total", "Callback events the monitor failed to process (the chain was not affected).", ("event",))
+        self.runs_expired = counter("llm_monitor_runs_expired_total", "Runs that never ended (cancelled streams, killed tasks) and were aged out.", ("kind",))
+        self.runs_evicted = counter("llm_monitor_runs_evicted_total", "Runs forgotten before they were old enough to expire: the table was full (capacity) or the monitor closed (closed).", ("kind", "reason"))
+        self.dropped = counter("llm_monitor_dropped_total", "Records that never reached the store, by what (invocation, evaluation) and why (queue_full, shutdown, store_error).", ("what", "reason"))
+
+
+_lock = threading.Lock()
+_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, MonitorMetrics] = weakref.WeakKeyDictionary()
+
+
+def metrics_for(registry: CollectorRegistry) -> MonitorMetrics:
+    """The metrics on `registry`, created on first use so that several monitors can share one registry."""
+    with _lock:
+        metrics = _by_registry.get(registry)
+        if metrics is None:
+            metrics = _by_registry[registry] = MonitorMetrics(registry)
+        return metrics
