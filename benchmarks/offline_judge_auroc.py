@@ -77,7 +77,7 @@ def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
     negatives = len(labels) - positives
     if not positives or not negatives:
         raise ValueError("AUROC needs both labels")
-    positive_rank_sum = sum(rank for rank, label in zip(ranks, labels) if label)
+    positive_rank_sum = sum(rank for rank, label in zip(ranks, labels, strict=True) if label)
     return (positive_rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
 
 
@@ -89,22 +89,25 @@ def report_split(judge: OfflineJudge, rows: Sequence[dict], split: str) -> Split
     scores = [judge.hallucination_score(item) for item in items]
 
     flagged = [verdict.scores.hallucination for verdict in verdicts]
-    true_positives = sum(1 for flag, label in zip(flagged, labels) if flag and label)
+    true_positives = sum(1 for flag, label in zip(flagged, labels, strict=True) if flag and label)
     predicted_positives = sum(flagged)
     faithfulness = {
-        label: [v.scores.faithfulness for v, item_label in zip(verdicts, labels) if item_label == label]
+        label: [v.scores.faithfulness for v, item_label in zip(verdicts, labels, strict=True) if item_label == label]
         for label in (0, 1)
     }
     restated = [
-        EvaluationInput(question=row["question"], context=(row["knowledge"],),
-                        answer=f"{row['question'].strip().rstrip('?')}? {row['right_answer']}.")
+        EvaluationInput(
+            question=row["question"],
+            context=(row["knowledge"],),
+            answer=f"{row['question'].strip().rstrip('?')}? {row['right_answer']}.",
+        )
         for row in rows
         if row["split"] == split
     ]
     return SplitReport(
         items=len(items),
         auroc=auroc(scores, labels),
-        accuracy=sum(1 for flag, label in zip(flagged, labels) if flag == bool(label)) / len(items),
+        accuracy=sum(1 for flag, label in zip(flagged, labels, strict=True) if flag == bool(label)) / len(items),
         precision=true_positives / predicted_positives if predicted_positives else float("nan"),
         recall=true_positives / sum(labels),
         faithfulness_right=sum(faithfulness[0]) / len(faithfulness[0]),
@@ -124,8 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows = load_rows(args.data)
     judge = OfflineJudge()
-    print(f"judge {judge.name}  model {judge.model}  prompt_version {judge.prompt_version}  "
-          f"threshold {judge.threshold}")
+    print(
+        f"judge {judge.name}  model {judge.model}  prompt_version {judge.prompt_version}  threshold {judge.threshold}"
+    )
     print(f"data  {args.data}")
     for split in SPLITS:
         r = report_split(judge, rows, split)
@@ -134,8 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"recall {r.recall:.3f}  faithfulness right {r.faithfulness_right:.2f} vs hallucinated "
             f"{r.faithfulness_hallucinated:.2f}  {r.ms_per_item:.3f} ms/item"
         )
-        print(f"      baselines: answer-length AUROC {r.length_auroc:.3f}; restated right answers flagged "
-              f"{r.restated_flagged:.1%}")
+        print(
+            f"      baselines: answer-length AUROC {r.length_auroc:.3f}; restated right answers flagged "
+            f"{r.restated_flagged:.1%}"
+        )
     return 0
 
 

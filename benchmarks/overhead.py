@@ -3,6 +3,7 @@
     python benchmarks/overhead.py                 # interleaved timing of the reference chain
     python benchmarks/overhead.py --soak 100000   # memory soak: errors, abandoned streams, runs that never end
     python benchmarks/overhead.py --judge         # request latency with every trace sent to a 200 ms judge
+    python benchmarks/overhead.py --concurrency   # 10,000 concurrent ainvoke and 8 threads x 1,000 invoke, exact counts
 
 The reference chain is the demo's RAG chain (in-memory retriever, prompt, fake chat model, parser) with no artificial
 latency, so the figures are the dispatch and bookkeeping cost itself. Variants run interleaved, round after round, so that
@@ -12,6 +13,7 @@ machine noise hits them all alike; the per-invocation time is the median over ro
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import io
 import random
@@ -19,6 +21,7 @@ import statistics
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +32,21 @@ from prometheus_client import CollectorRegistry
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from langchain_llmmonitor import Monitor  # noqa: E402
-from langchain_llmmonitor.demo.app import DemoChatModel, ProviderOverloadedError, QUESTIONS, build_chain  # noqa: E402
+from langchain_llmmonitor import Monitor, MonitorConfig, RunsConfig
+from langchain_llmmonitor.demo.app import QUESTIONS, DemoChatModel, ProviderOverloadedError, build_chain
 
 
 class NoopHandler(BaseCallbackHandler):
-    """Receives every event and does nothing: the floor set by LangChain's callback dispatch."""
+    """Receives every event and does nothing: the floor set by LangChain's callback dispatch.
+
+    It implements `on_chat_model_start` (as the Monitor does): without it LangChain catches a NotImplementedError and
+    converts the messages to strings for `on_llm_start` on every call, a cost the no-op would carry and the Monitor not.
+    """
 
     run_inline = True
+
+    def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def json_logger(sink: io.TextIOBase) -> Any:
@@ -63,18 +73,26 @@ def filtered_logger() -> Any:
 def variants(devnull: io.TextIOBase) -> dict[str, list[Any]]:
     from langchain_core.tracers import LangChainTracer
 
-    from tests.fakes.langsmith_server import FakeLangSmith, fast_client
+    from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, fast_client
 
     sink = FakeLangSmith().start()
     tracer = LangChainTracer(client=fast_client(sink.url), project_name="overhead-benchmark")
-    return {
-        "bare chain": [],
-        "no-op handler": [NoopHandler()],
-        "Monitor (INFO filtered)": [Monitor(registry=CollectorRegistry(), logger=filtered_logger(), sample_rate=0.0)],
-        "Monitor (JSON logs)": [Monitor(registry=CollectorRegistry(), logger=json_logger(devnull), sample_rate=0.0)],
-        "Monitor (+offline judge 5%)": [Monitor(registry=CollectorRegistry(), logger=filtered_logger())],
-        "LangChainTracer": [tracer],
-    }, sink, tracer
+    return (
+        {
+            "bare chain": [],
+            "no-op handler": [NoopHandler()],
+            "Monitor (INFO filtered)": [
+                Monitor(registry=CollectorRegistry(), logger=filtered_logger(), sample_rate=0.0)
+            ],
+            "Monitor (JSON logs)": [
+                Monitor(registry=CollectorRegistry(), logger=json_logger(devnull), sample_rate=0.0)
+            ],
+            "Monitor (+offline judge 5%)": [Monitor(registry=CollectorRegistry(), logger=filtered_logger())],
+            "LangChainTracer": [tracer],
+        },
+        sink,
+        tracer,
+    )
 
 
 def timing(rounds: int, per_round: int) -> None:
@@ -83,7 +101,7 @@ def timing(rounds: int, per_round: int) -> None:
         handlers, sink, tracer = variants(devnull)
         samples: dict[str, list[float]] = {name: [] for name in handlers}
         questions = list(QUESTIONS)
-        for name, callbacks in handlers.items():  # warm-up: imports, label caches, connection pools
+        for callbacks in handlers.values():  # warm-up: imports, label caches, connection pools
             for question in questions[:20]:
                 chain.invoke(question, config={"callbacks": callbacks})
         order = list(handlers)
@@ -102,7 +120,9 @@ def timing(rounds: int, per_round: int) -> None:
 
     bare = statistics.median(samples["bare chain"])
     noop = statistics.median(samples["no-op handler"])
-    print(f"reference chain: retriever -> prompt -> fake chat model -> parser; {rounds} rounds x {per_round} invocations, interleaved")
+    print(
+        f"reference chain: retriever -> prompt -> fake chat model -> parser; {rounds} rounds x {per_round} invocations, interleaved"
+    )
     print(f"{'variant':<26}{'per invocation':>16}{'vs bare':>10}{'vs no-op':>10}")
     for name, values in samples.items():
         median = statistics.median(values)
@@ -118,7 +138,9 @@ class SlowJudge:
         from langchain_llmmonitor.quality.judges import Scores, Verdict
 
         time.sleep(0.2)
-        return Verdict(Scores(4, 4, 4, False, "ok"), judge=self.name, model=self.model, prompt_version=self.prompt_version)
+        return Verdict(
+            Scores(4, 4, 4, False, "ok"), judge=self.name, model=self.model, prompt_version=self.prompt_version
+        )
 
 
 def judge_latency(rounds: int, per_round: int) -> None:
@@ -151,6 +173,7 @@ def judge_latency(rounds: int, per_round: int) -> None:
         p50, p99 = statistics.median(values), values[int(0.99 * (len(values) - 1))]
         print(f"{name:<34} p50 {p50 * 1e6:7.0f} µs ({p50 / base:.3f}x)  p99 {p99 * 1e6:7.0f} µs")
     registry = judged.registry
+
     def count(metric: str, **labels: str) -> float:
         return registry.get_sample_value(metric, labels) or 0.0
 
@@ -173,7 +196,8 @@ def rss_mb() -> float:
 def soak(invocations: int) -> None:
     """Run many invocations with failures, abandoned streams and runs that never end; report memory growth."""
     chain = build_chain(DemoChatModel(error_rate=0.05, seed=2))
-    monitor = Monitor(registry=CollectorRegistry(), logger=filtered_logger(), max_run_age_seconds=2.0, sample_rate=0.05)
+    config = MonitorConfig(runs=RunsConfig(max_age_seconds=2.0))
+    monitor = Monitor(config, registry=CollectorRegistry(), logger=filtered_logger(), sample_rate=0.05)
     config = {"callbacks": [monitor]}
     rng = random.Random(0)
     abandoned: list[Any] = []
@@ -217,7 +241,8 @@ def soak(invocations: int) -> None:
     after = rss_mb()
     active = monitor.registry.get_sample_value("llm_active_requests")
     expired = sum(
-        monitor.registry.get_sample_value("llm_monitor_runs_expired_total", {"kind": kind}) or 0 for kind in ("llm", "chain", "retriever")
+        monitor.registry.get_sample_value("llm_monitor_runs_expired_total", {"kind": kind}) or 0
+        for kind in ("llm", "chain", "retriever")
     )
     print(
         f"soak: {invocations} invocations in {time.perf_counter() - started:.0f} s; RSS {before:.1f} -> {after:.1f} MB "
@@ -226,15 +251,93 @@ def soak(invocations: int) -> None:
     )
 
 
+def concurrency(tasks: int, threads: int, per_thread: int, rounds: int) -> None:
+    """Concurrent load: `tasks` ainvoke calls at once, and `threads` threads x `per_thread` invokes, against a no-op
+    handler in the same run; the Monitor's counts must be exact and its in-flight gauge back at 0."""
+    chain = build_chain(DemoChatModel(seed=3))
+    questions = list(QUESTIONS)
+    timings: dict[str, dict[str, list[float]]] = {"asyncio": {}, "threads": {}}
+    for round_number in range(rounds):
+        variants = {"no-op handler": NoopHandler(), "Monitor (INFO filtered)": _quiet_monitor()}
+        order = list(variants)
+        random.Random(round_number).shuffle(order)
+        for name in order:
+            handler = variants[name]
+            config = {"callbacks": [handler]}
+            seconds = _gather(chain, config, questions, tasks)
+            timings["asyncio"].setdefault(name, []).append(seconds)
+            if isinstance(handler, Monitor):
+                _check_exact(handler, tasks)
+            seconds = _threaded(chain, config, questions, threads, per_thread)
+            timings["threads"].setdefault(name, []).append(seconds)
+            if isinstance(handler, Monitor):
+                _check_exact(handler, tasks + threads * per_thread)
+    labels = {"asyncio": f"{tasks} concurrent ainvoke", "threads": f"{threads} threads x {per_thread} invoke"}
+    print(f"concurrent load, {rounds} rounds interleaved (medians of wall time)")
+    for kind, by_variant in timings.items():
+        noop = statistics.median(by_variant["no-op handler"])
+        for name, values in by_variant.items():
+            median = statistics.median(values)
+            print(f"{labels[kind]:<28}{name:<26}{median:>8.2f} s{median / noop:>9.3f}x")
+    print("every round: each LLM call counted once, no handler error, llm_active_requests 0, no run left in flight")
+
+
+def _quiet_monitor() -> Monitor:
+    return Monitor(registry=CollectorRegistry(), logger=filtered_logger(), sample_rate=0.0)
+
+
+def _gather(chain: Any, config: dict[str, Any], questions: list[str], tasks: int) -> float:
+    async def everything() -> None:
+        await asyncio.gather(*(chain.ainvoke(questions[i % len(questions)], config=config) for i in range(tasks)))
+
+    gc.collect()
+    started = time.perf_counter()
+    asyncio.run(everything())
+    return time.perf_counter() - started
+
+
+def _threaded(chain: Any, config: dict[str, Any], questions: list[str], threads: int, per_thread: int) -> float:
+    def worker(offset: int) -> None:
+        for i in range(per_thread):
+            chain.invoke(questions[(offset + i) % len(questions)], config=config)
+
+    gc.collect()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(worker, range(threads)))
+    return time.perf_counter() - started
+
+
+def _check_exact(monitor: Monitor, calls: int) -> None:
+    """The Monitor's books after `calls` invocations of the one-LLM-call chain: exact, and nothing in flight."""
+    registry = monitor.registry
+
+    def total(metric: str) -> float:
+        return sum(s.value for family in registry.collect() for s in family.samples if s.name == metric)
+
+    counted = total("llm_requests_total")
+    assert counted == calls, f"{counted:.0f} LLM calls counted, {calls} made"
+    assert total("llm_monitor_handler_errors_total") == 0
+    assert registry.get_sample_value("llm_active_requests") == 0
+    assert monitor.runs_in_flight == 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--per-round", type=int, default=200)
     parser.add_argument("--soak", type=int, metavar="N", help="run the memory soak with N invocations instead")
     parser.add_argument("--judge", action="store_true", help="measure request latency with a 200 ms judge instead")
+    parser.add_argument(
+        "--concurrency",
+        action="store_true",
+        help="10,000 concurrent ainvoke and 8 threads x 1,000 invoke instead (--rounds sets the rounds, default 3)",
+    )
     args = parser.parse_args()
     if args.soak:
         soak(args.soak)
+    elif args.concurrency:
+        concurrency(tasks=10_000, threads=8, per_thread=1_000, rounds=args.rounds if args.rounds != 30 else 3)
     elif args.judge:
         judge_latency(args.rounds, args.per_round)
     else:

@@ -47,15 +47,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmmonitor", description="Monitoring for LangChain applications.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="run an offline retrieval chain under the monitor and summarise what it saw")
+    demo = commands.add_parser(
+        "demo", help="run an offline retrieval chain under the monitor and summarise what it saw"
+    )
     demo.add_argument("--requests", type=_positive_int, default=300, help="questions to send (default 300)")
-    demo.add_argument("--error-rate", type=_probability, default=0.03, help="fraction of LLM calls that fail (default 0.03)")
-    demo.add_argument("--hallucination-rate", type=_probability, default=0.1, help="fraction of answers with an invented fact (default 0.1)")
-    demo.add_argument("--sample-rate", type=_probability, default=0.2, help="share of traces the offline judge scores (default 0.2)")
-    demo.add_argument("--feedback-rate", type=_probability, default=0.15, help="share of answers the simulated users rate (default 0.15)")
-    demo.add_argument("--history-weeks", type=int, default=6, choices=range(0, 53), metavar="N", help="weeks of simulated history to review (default 6, 0 = none)")
-    demo.add_argument("--scenario", choices=("degradation", "stable"), default="degradation", help="what the simulated history does (default: a slow degradation in the last week)")
-    demo.add_argument("--port", type=int, default=9464, help="port for /metrics on 127.0.0.1 (default 9464, 0 = any free)")
+    demo.add_argument(
+        "--error-rate", type=_probability, default=0.03, help="fraction of LLM calls that fail (default 0.03)"
+    )
+    demo.add_argument(
+        "--hallucination-rate",
+        type=_probability,
+        default=0.1,
+        help="fraction of answers with an invented fact (default 0.1)",
+    )
+    demo.add_argument(
+        "--sample-rate", type=_probability, default=0.2, help="share of traces the offline judge scores (default 0.2)"
+    )
+    demo.add_argument(
+        "--feedback-rate",
+        type=_probability,
+        default=0.15,
+        help="share of answers the simulated users rate (default 0.15)",
+    )
+    demo.add_argument(
+        "--history-weeks",
+        type=int,
+        default=6,
+        choices=range(0, 53),
+        metavar="N",
+        help="weeks of simulated history to review (default 6, 0 = none)",
+    )
+    demo.add_argument(
+        "--scenario",
+        choices=("degradation", "stable"),
+        default="degradation",
+        help="what the simulated history does (default: a slow degradation in the last week)",
+    )
+    demo.add_argument(
+        "--port", type=int, default=9464, help="port for /metrics on 127.0.0.1 (default 9464, 0 = any free)"
+    )
     demo.add_argument("--out", type=Path, default=Path("llmmonitor-out"), help="directory for logs and reports")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--keep-serving", action="store_true", help="keep /metrics up after the summary until Ctrl-C")

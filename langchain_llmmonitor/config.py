@@ -159,7 +159,9 @@ class JudgeConfig:
             [
                 number_problem("workers", self.workers, integer=True, minimum=1),
                 number_problem("queue_size", self.queue_size, integer=True, minimum=1),
-                number_problem("max_evaluations_per_hour", self.max_evaluations_per_hour, integer=True, minimum=0, optional=True),
+                number_problem(
+                    "max_evaluations_per_hour", self.max_evaluations_per_hour, integer=True, minimum=0, optional=True
+                ),
                 number_problem("max_cost_per_hour", self.max_cost_per_hour, minimum=0, optional=True),
                 number_problem("cache_size", self.cache_size, integer=True, minimum=0),
             ],
@@ -269,7 +271,9 @@ class FeedbackConfig:
         check(
             self,
             [
-                None if self.scale in SCALE_NAMES else f"scale must be one of {', '.join(SCALE_NAMES)}, got {self.scale!r}",
+                None
+                if self.scale in SCALE_NAMES
+                else f"scale must be one of {', '.join(SCALE_NAMES)}, got {self.scale!r}",
                 number_problem("max_comment_chars", self.max_comment_chars, integer=True, minimum=0),
                 None
                 if self.secret is None or isinstance(self.secret, (str, bytes))

@@ -24,8 +24,8 @@ from langchain_llmmonitor.demo.app import (
     build_chain,
     build_retriever,
 )
-from langchain_llmmonitor.ops.exposition import serve_metrics
 from langchain_llmmonitor.monitor import Monitor
+from langchain_llmmonitor.ops.exposition import serve_metrics
 
 
 class UsageTally(BaseCallbackHandler):

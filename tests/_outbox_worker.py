@@ -16,10 +16,10 @@ import uuid
 import structlog
 
 from langchain_llmmonitor.config import LangSmithConfig
-from langchain_llmmonitor.langsmith.forwarder import Forwarder
 from langchain_llmmonitor.core.records import UserFeedbackRecord
+from langchain_llmmonitor.langsmith.forwarder import Forwarder
 from langchain_llmmonitor.storage.store import Store
-from tests.fakes.langsmith_server import fast_client
+from langchain_llmmonitor.testing.langsmith_server import fast_client
 
 LEASE_SECONDS = 1.0
 

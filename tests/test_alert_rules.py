@@ -14,8 +14,8 @@ import pytest
 import yaml
 from prometheus_client.utils import floatToGoString
 
-from langchain_llmmonitor.telemetry.metrics import LATENCY_BUCKETS
 from langchain_llmmonitor.ops.alerts import AlertConfig, add_cli, build_rules, load_config, render_rules, run_cli
+from langchain_llmmonitor.telemetry.metrics import LATENCY_BUCKETS
 
 from ._prom_tools import require_binary, run_tool
 

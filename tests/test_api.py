@@ -21,15 +21,14 @@ from fastapi.testclient import TestClient
 from langsmith.utils import get_env_var
 from prometheus_client import CollectorRegistry
 
-from langchain_llmmonitor.feedback import api, serve
 from langchain_llmmonitor.config import FeedbackConfig, LangSmithConfig
-from langchain_llmmonitor.feedback import FeedbackRecorder, RatingScale
+from langchain_llmmonitor.core.records import InvocationRecord
+from langchain_llmmonitor.feedback import FeedbackRecorder, RatingScale, api, serve
 from langchain_llmmonitor.feedback.tokens import FeedbackTokens
 from langchain_llmmonitor.langsmith.forwarder import Forwarder
-from langchain_llmmonitor.core.records import InvocationRecord
 from langchain_llmmonitor.storage.store import Store
+from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, fast_client
 from tests.conftest import LogRecorder, value
-from tests.fakes.langsmith_server import FakeLangSmith, fast_client
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
@@ -93,9 +92,7 @@ def tokens(clock: Clock) -> FeedbackTokens:
 
 
 @pytest.fixture
-def make_client(
-    store: Store, registry: CollectorRegistry, logs: LogRecorder
-) -> Iterator[Callable[..., TestClient]]:
+def make_client(store: Store, registry: CollectorRegistry, logs: LogRecorder) -> Iterator[Callable[..., TestClient]]:
     """Clients of apps built on the seeded store; `scale=` picks the rating scale, other options go to create_app."""
     opened: list[TestClient] = []
 
@@ -469,7 +466,7 @@ def test_serve_process_takes_a_tokened_rating_and_forwards_it(tmp_path: Path) ->
                 ready = http.get("/readyz").json()
         finally:
             process.send_signal(signal.SIGTERM)
-            stdout, stderr = process.communicate(timeout=30)
+            _, stderr = process.communicate(timeout=30)
         [feedback] = server.feedback
     assert refused.status_code == 403
     assert created.status_code == 201, created.text

@@ -28,7 +28,9 @@ AGE_60 = MonitorConfig(runs=RunsConfig(max_age_seconds=60))
 
 def abandoned_stream(monitor: Monitor):
     """A stream whose consumer read one chunk and then walked away without closing it."""
-    stream = (PROMPT | fake_model(answer="one two three four")).stream({"question": "x"}, config={"callbacks": [monitor]})
+    stream = (PROMPT | fake_model(answer="one two three four")).stream(
+        {"question": "x"}, config={"callbacks": [monitor]}
+    )
     next(stream)
     return stream
 

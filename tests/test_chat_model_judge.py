@@ -19,11 +19,20 @@ from langchain_core.tracers.context import collect_runs
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from langchain_llmmonitor.core.judging import EvaluationInput, JudgeAPIError, JudgeError, JudgeParseError, JudgeRateLimited, JudgeRefusal, JudgeTimeout, Scores
+from langchain_llmmonitor.core.judging import (
+    EvaluationInput,
+    JudgeAPIError,
+    JudgeError,
+    JudgeParseError,
+    JudgeRateLimited,
+    JudgeRefusal,
+    JudgeTimeout,
+    Scores,
+)
 from langchain_llmmonitor.core.vocabulary import JUDGE_TAG
+from langchain_llmmonitor.pricing import PriceTable
 from langchain_llmmonitor.quality.judges.chat_model_judge import STRUCTURED_SCHEMA, ChatModelJudge
 from langchain_llmmonitor.quality.judges.prompt import PROMPT_VERSION, SCHEMA_NAME, build_messages
-from langchain_llmmonitor.pricing import PriceTable
 
 VALID = {
     "reason": "Supported by document 1.",

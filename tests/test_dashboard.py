@@ -14,9 +14,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from langchain_llmmonitor.telemetry.metrics import MonitorMetrics
 from langchain_llmmonitor.ops.alerts import AlertConfig, build_rules
 from langchain_llmmonitor.ops.dashboard import add_cli, build_dashboard, dashboard_queries, write_dashboard
+from langchain_llmmonitor.telemetry.metrics import MonitorMetrics
 
 from ._prom_tools import require_binary, run_tool
 
@@ -87,7 +87,7 @@ def test_one_row_per_monitoring_layer_each_with_panels() -> None:
     panels = build_dashboard()["panels"]
     rows = [index for index, panel in enumerate(panels) if panel["type"] == "row"]
     assert [panels[index]["title"] for index in rows] == LAYERS
-    for start, end in zip(rows, rows[1:] + [len(panels)]):
+    for start, end in zip(rows, [*rows[1:], len(panels)], strict=True):
         assert end - start > 1, panels[start]["title"]
 
 

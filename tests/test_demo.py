@@ -11,6 +11,8 @@ from langchain_llmmonitor.cli import main
 from langchain_llmmonitor.demo.run import DemoOptions, histogram_quantile, run_demo
 from langchain_llmmonitor.storage.store import Store
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` runs the quick rest
+
 
 def test_demo_counts_match_what_it_sent(tmp_path):
     """Every request the demo drove shows up in the scraped metrics; logs are JSON lines; nothing left in flight."""
@@ -36,7 +38,9 @@ def test_demo_counts_match_what_it_sent(tmp_path):
 def test_demo_closes_the_quality_loop(tmp_path):
     """Judge scores, user ratings and invocations all reach the store and agree with the metrics; forced evaluations
     follow thumbs-down; the review of the simulated history finds the degradation and writes its report."""
-    options = DemoOptions(requests=80, port=0, out_dir=tmp_path, latency_seconds=0.001, sample_rate=0.3, feedback_rate=0.5)
+    options = DemoOptions(
+        requests=80, port=0, out_dir=tmp_path, latency_seconds=0.001, sample_rate=0.3, feedback_rate=0.5
+    )
     result = run_demo(options, echo=lambda *_: None)
     samples, ratings = result["samples"], result["ratings"]
 
@@ -67,7 +71,17 @@ def test_cli_demo_prints_a_summary(tmp_path, capsys):
     assert main(["demo", "--requests", "20", "--port", "0", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Serving metrics at http://127.0.0.1:" in out
-    for heading in ("invocations", "LLM calls", "time to first token", "tokens", "cost", "errors", "judged", "quality", "feedback"):
+    for heading in (
+        "invocations",
+        "LLM calls",
+        "time to first token",
+        "tokens",
+        "cost",
+        "errors",
+        "judged",
+        "quality",
+        "feedback",
+    ):
         assert heading in out
     assert "p99" in out
     assert "Weekly review: DEGRADED" in out
@@ -92,7 +106,11 @@ def test_cli_rejects_bad_options(argv, message, capsys):
 
 @pytest.mark.parametrize(
     ("q", "expected"),
-    [pytest.param(0.25, 1.5, id="quartile-interpolated"), pytest.param(0.99, 4.94, id="p99"), pytest.param(1.0, 5.0, id="max")],
+    [
+        pytest.param(0.25, 1.5, id="quartile-interpolated"),
+        pytest.param(0.99, 4.94, id="p99"),
+        pytest.param(1.0, 5.0, id="max"),
+    ],
 )
 def test_histogram_quantile_matches_prometheus_interpolation(q, expected):
     """Quantiles interpolate linearly inside a bucket, as PromQL's histogram_quantile does."""

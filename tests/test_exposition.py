@@ -70,7 +70,9 @@ def test_multiprocess_mode_sums_workers_and_drops_dead_ones(tmp_path):
     """Two worker processes: counters add up, the in-flight gauge sums live workers, a killed worker's share is dropped."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
     workers = [
-        subprocess.Popen([sys.executable, "-m", "tests._mp_worker", str(n)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "tests._mp_worker", str(n)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
         for n in (3, 5)
     ]
     try:
@@ -79,7 +81,12 @@ def test_multiprocess_mode_sums_workers_and_drops_dead_ones(tmp_path):
 
         def collect(*dead: int) -> dict[str, float]:
             out = subprocess.run(
-                [sys.executable, "-m", "tests._mp_collect", *map(str, dead)], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+                [sys.executable, "-m", "tests._mp_collect", *map(str, dead)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             return json.loads(out.stdout)
 

@@ -16,7 +16,13 @@ from langchain_llmmonitor.handler.extract import model_at_end, model_at_start, u
         pytest.param({}, {"ls_model_name": "gpt-4o"}, {"model": "other"}, "gpt-4o", id="ls_model_name-wins"),
         pytest.param({}, {}, {"model": "claude-sonnet-4-5"}, "claude-sonnet-4-5", id="invocation-model"),
         pytest.param({}, {}, {"model_name": "gpt-4.1"}, "gpt-4.1", id="invocation-model_name"),
-        pytest.param({}, {}, {"model_id": "anthropic.claude-3-5-sonnet-20240620-v1:0"}, "anthropic.claude-3-5-sonnet-20240620-v1:0", id="bedrock-model_id"),
+        pytest.param(
+            {},
+            {},
+            {"model_id": "anthropic.claude-3-5-sonnet-20240620-v1:0"},
+            "anthropic.claude-3-5-sonnet-20240620-v1:0",
+            id="bedrock-model_id",
+        ),
         pytest.param({"kwargs": {"model_name": "gpt-3.5-turbo"}}, None, None, "gpt-3.5-turbo", id="serialized-kwargs"),
         pytest.param({"kwargs": {"model": 42}}, {"ls_model_name": ""}, {"model": None}, None, id="nothing-usable"),
         pytest.param(None, None, None, None, id="all-missing"),
@@ -30,13 +36,23 @@ def test_model_at_start(serialized, metadata, params, expected):
 @pytest.mark.parametrize(
     ("response", "expected"),
     [
-        pytest.param(LLMResult(generations=[[]], llm_output={"model_name": "gpt-4o-2024-08-06"}), "gpt-4o-2024-08-06", id="llm_output"),
         pytest.param(
-            LLMResult(generations=[[ChatGeneration(message=AIMessage(content="x", response_metadata={"model": "llama3.1"}))]]),
+            LLMResult(generations=[[]], llm_output={"model_name": "gpt-4o-2024-08-06"}),
+            "gpt-4o-2024-08-06",
+            id="llm_output",
+        ),
+        pytest.param(
+            LLMResult(
+                generations=[[ChatGeneration(message=AIMessage(content="x", response_metadata={"model": "llama3.1"}))]]
+            ),
             "llama3.1",
             id="response_metadata",
         ),
-        pytest.param(LLMResult(generations=[[Generation(text="x", generation_info={"model": "mistral"})]]), "mistral", id="generation_info"),
+        pytest.param(
+            LLMResult(generations=[[Generation(text="x", generation_info={"model": "mistral"})]]),
+            "mistral",
+            id="generation_info",
+        ),
         pytest.param(LLMResult(generations=[]), None, id="empty"),
         pytest.param("not a result", None, id="garbage"),
     ],
@@ -102,18 +118,30 @@ STANDARD = {"input_tokens": 100, "output_tokens": 40, "total_tokens": 140}
         pytest.param(
             LLMResult(
                 generations=[[Generation(text="x")]],
-                llm_output={"usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 200, "cache_creation_input_tokens": 30}},
+                llm_output={
+                    "usage": {
+                        "input_tokens": 10,
+                        "output_tokens": 5,
+                        "cache_read_input_tokens": 200,
+                        "cache_creation_input_tokens": 30,
+                    }
+                },
             ),
             Usage(prompt=240, completion=5, cache_read=200, cache_creation=30),
             id="anthropic-raw-usage-made-inclusive",
         ),
         pytest.param(
-            LLMResult(generations=[[Generation(text="x", generation_info={"prompt_eval_count": 26, "eval_count": 298})]]),
+            LLMResult(
+                generations=[[Generation(text="x", generation_info={"prompt_eval_count": 26, "eval_count": 298})]]
+            ),
             Usage(prompt=26, completion=298),
             id="ollama-generation_info",
         ),
         pytest.param(
-            LLMResult(generations=[[Generation(text="x")]], llm_output={"usage": {"input_tokens": -5, "output_tokens": "many"}}),
+            LLMResult(
+                generations=[[Generation(text="x")]],
+                llm_output={"usage": {"input_tokens": -5, "output_tokens": "many"}},
+            ),
             Usage(prompt=0, completion=0),
             id="nonsense-numbers-clamped",
         ),

@@ -23,7 +23,7 @@ from langsmith import Client
 from langsmith.schemas import FeedbackSourceType
 from langsmith.utils import LangSmithAuthError, LangSmithConflictError, LangSmithConnectionError, LangSmithError
 
-from tests.fakes.langsmith_server import FakeLangSmith, FakeLangSmithProcess, fast_client
+from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, FakeLangSmithProcess, fast_client
 
 ANSWER = "Paris is the capital of France."
 PROJECT = "fake-langsmith-tests"
@@ -254,9 +254,9 @@ def test_read_update_and_delete_feedback(server: FakeLangSmith, client: Client) 
     run_id, feedback_id = uuid.uuid4(), uuid.uuid4()
     new_feedback(client, run_id, score=1, comment="great", feedback_id=feedback_id)
 
-    client.update_feedback(feedback_id, score=0, comment=None)
+    client.update_feedback(feedback_id, score=0, comment="changed")  # (SDKs before 0.15 do not send comment=None)
     updated = client.read_feedback(feedback_id)
-    assert (updated.score, updated.comment, updated.key) == (0, None, "thumbs")
+    assert (updated.score, updated.comment, updated.key) == (0, "changed", "thumbs")
     client.delete_feedback(feedback_id)
     assert server.feedback == []
     with pytest.raises(LangSmithError):
@@ -403,7 +403,7 @@ def test_stop_cuts_keep_alive_connections_and_joins_its_threads(server: FakeLang
 
 
 def test_standalone_process_is_driven_over_http() -> None:
-    """`python -m tests.fakes.langsmith_server` serves the SDK, exposes its state and faults, and survives a kill."""
+    """The fake run with `python -m` serves the SDK, exposes its state and faults over HTTP, and survives a kill."""
     with FakeLangSmithProcess() as process:
         client = fast_client(process.url)
         run_id = uuid.uuid4()

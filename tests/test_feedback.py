@@ -14,16 +14,21 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from langchain_llmmonitor.config import FeedbackConfig, LangSmithConfig
+from langchain_llmmonitor.core.records import InvocationRecord, RunRef
 from langchain_llmmonitor.core.vocabulary import NEGATIVE_RATING
-from langchain_llmmonitor.core.records import RunRef
-from langchain_llmmonitor.feedback import FeedbackConflictError, FeedbackRecorder, InvalidFeedbackError, RatingScale, UnknownRunError
+from langchain_llmmonitor.feedback import (
+    FeedbackConflictError,
+    FeedbackRecorder,
+    InvalidFeedbackError,
+    RatingScale,
+    UnknownRunError,
+)
 from langchain_llmmonitor.langsmith.forwarder import Forwarder
-from langchain_llmmonitor.core.records import InvocationRecord
 from langchain_llmmonitor.storage.schema import metadata
 from langchain_llmmonitor.storage.store import Store
+from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, fast_client
 from tests._postgres import postgres_url  # noqa: F401 - the fixture
 from tests.conftest import LogRecorder, value
-from tests.fakes.langsmith_server import FakeLangSmith, fast_client
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 FAR = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
@@ -200,9 +205,7 @@ def test_bad_comments_are_refused(
         pytest.param("", None, id="empty-is-none"),
     ],
 )
-def test_acceptable_comments(
-    make_recorder: Callable[..., FeedbackRecorder], comment: str, stored: str | None
-) -> None:
+def test_acceptable_comments(make_recorder: Callable[..., FeedbackRecorder], comment: str, stored: str | None) -> None:
     """A comment of exactly the limit is kept; a blank one is no comment."""
     assert make_recorder(max_comment_chars=10).record(RUN, score=1, comment=comment).comment == stored
 
@@ -244,7 +247,7 @@ def test_store_is_asked_when_the_hook_does_not_know(make_recorder: Callable[...,
 
     def resolve(identifier: str) -> None:
         asked.append(identifier)
-        return None
+        return
 
     assert make_recorder(resolve=resolve).record(REQUEST, score=1).run_id == RUN
     assert asked == [REQUEST]
@@ -412,7 +415,7 @@ def test_presigned_url_accepts_a_browser_rating_on_langsmith(make_recorder: Call
 
 def test_presigned_url_needs_a_client_and_a_run_id(make_recorder: Callable[..., FeedbackRecorder]) -> None:
     """Without a LangSmith client the error says how to pass one; a request id (not a UUID) is refused."""
-    with pytest.raises(RuntimeError, match="langsmith_client=langsmith.Client"):
+    with pytest.raises(RuntimeError, match=r"langsmith_client=langsmith\.Client"):
         make_recorder().presigned_url(RUN)
     with pytest.raises(InvalidFeedbackError, match="need a run id"):
         make_recorder(langsmith_client=object()).presigned_url(REQUEST)

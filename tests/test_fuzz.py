@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.documents import Document
@@ -15,6 +16,8 @@ from langchain_llmmonitor import Monitor, MonitorConfig, RunsConfig
 
 from .conftest import LogRecorder, value
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` runs the quick rest
+
 RUN_IDS = [uuid.UUID(int=i) for i in range(1, 6)]
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20))
@@ -24,23 +27,53 @@ junk = st.recursive(
     max_leaves=12,
 )
 usage_dicts = st.dictionaries(
-    st.sampled_from(["input_tokens", "output_tokens", "prompt_tokens", "completion_tokens", "cache_read_input_tokens", "token_usage", "usage"]),
+    st.sampled_from(
+        [
+            "input_tokens",
+            "output_tokens",
+            "prompt_tokens",
+            "completion_tokens",
+            "cache_read_input_tokens",
+            "token_usage",
+            "usage",
+        ]
+    ),
     junk,
     max_size=4,
 )
 responses = st.one_of(
     junk,
-    st.builds(lambda llm_output: LLMResult(generations=[[Generation(text="x")]], llm_output=llm_output), st.one_of(st.none(), usage_dicts, st.dictionaries(st.sampled_from(["token_usage", "usage", "model_name"]), junk))),
     st.builds(
-        lambda n: LLMResult(generations=[[ChatGeneration(message=AIMessage(content="x", usage_metadata={"input_tokens": n, "output_tokens": n, "total_tokens": 2 * n}))]]),
+        lambda llm_output: LLMResult(generations=[[Generation(text="x")]], llm_output=llm_output),
+        st.one_of(
+            st.none(), usage_dicts, st.dictionaries(st.sampled_from(["token_usage", "usage", "model_name"]), junk)
+        ),
+    ),
+    st.builds(
+        lambda n: LLMResult(
+            generations=[
+                [
+                    ChatGeneration(
+                        message=AIMessage(
+                            content="x", usage_metadata={"input_tokens": n, "output_tokens": n, "total_tokens": 2 * n}
+                        )
+                    )
+                ]
+            ]
+        ),
         st.integers(min_value=0, max_value=10**6),
     ),
     st.just(LLMResult(generations=[])),
 )
 errors = st.one_of(
-    st.sampled_from([ValueError("boom"), TimeoutError(), KeyboardInterrupt(), GeneratorExit(), Exception("x" * 10_000)]), junk
+    st.sampled_from(
+        [ValueError("boom"), TimeoutError(), KeyboardInterrupt(), GeneratorExit(), Exception("x" * 10_000)]
+    ),
+    junk,
 )
-run_ids = st.one_of(st.sampled_from(RUN_IDS), st.none(), st.text(max_size=5), st.integers(), st.lists(st.integers(), max_size=2))
+run_ids = st.one_of(
+    st.sampled_from(RUN_IDS), st.none(), st.text(max_size=5), st.integers(), st.lists(st.integers(), max_size=2)
+)
 metadata = st.one_of(junk, st.fixed_dictionaries({"ls_model_name": st.one_of(st.text(max_size=200), junk)}))
 documents = st.one_of(junk, st.lists(st.builds(Document, page_content=st.text(max_size=30)), max_size=5))
 

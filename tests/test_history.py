@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from langchain_llmmonitor.review import HistorySummary, generate_history
 from langchain_llmmonitor.core.records import EvaluationRecord
+from langchain_llmmonitor.review import HistorySummary, generate_history
 from langchain_llmmonitor.storage.store import Store
 
 NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)

@@ -129,7 +129,11 @@ def test_message_state_graph_is_judged_on_its_last_question_and_answer(registry,
     graph.add_edge("answer", END)
     judge = RecordingJudge()
     monitor = Monitor(registry=registry, logger=logs.logger, judge=judge, sample_rate=1.0)
-    history = [("user", "hello"), ("assistant", "Hi! How can I help?"), ("user", "How long do I have to return an item?")]
+    history = [
+        ("user", "hello"),
+        ("assistant", "Hi! How can I help?"),
+        ("user", "How long do I have to return an item?"),
+    ]
     graph.compile().invoke({"messages": history}, {"callbacks": [monitor]})
     assert monitor.flush(10)
     (item,) = judge.items

@@ -56,7 +56,10 @@ def test_logger_filtering_out_info_still_gets_every_warning(registry):
         LeakyModel(messages=iter([])).invoke("broken", config={"callbacks": [monitor]})
     fake_model().invoke("fine again", config={"callbacks": [monitor]})
     events = [json.loads(line) for line in sink.getvalue().splitlines()]
-    assert [(event["event"], event["level"]) for event in events] == [("llm_call", "warning"), ("invocation", "warning")]
+    assert [(event["event"], event["level"]) for event in events] == [
+        ("llm_call", "warning"),
+        ("invocation", "warning"),
+    ]
     assert value(registry, "llm_requests_total", model="gpt-4o-mini", status="success") == 2
 
 
@@ -99,7 +102,9 @@ def test_scrub_removes_credentials(text):
     """Anything shaped like a credential is replaced."""
     scrubbed = scrub(text)
     assert "[REDACTED]" in scrubbed
-    assert not any(part in scrubbed for part in ("Abc123", "0123456789abcdef", "eyJhbGci", "abcd1234", "hunter22", "AIzaSy"))
+    assert not any(
+        part in scrubbed for part in ("Abc123", "0123456789abcdef", "eyJhbGci", "abcd1234", "hunter22", "AIzaSy")
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,9 @@ from langchain_llmmonitor import FeedbackConfig, LangSmithConfig, Monitor, Monit
 from langchain_llmmonitor.demo.app import build_chain
 from langchain_llmmonitor.feedback import InvalidFeedbackError, UnknownRunError
 from langchain_llmmonitor.storage.store import Store
+from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, fast_client
 from tests._postgres import postgres_url  # noqa: F401
 from tests.conftest import value
-from tests.fakes.langsmith_server import FakeLangSmith, fast_client
 
 QUESTION = "How long do I have to return an item?"
 JUDGE_KEYS = {"faithfulness", "relevance", "completeness", "hallucination"}
@@ -179,7 +179,9 @@ def test_store_holds_invocations_evaluations_and_feedback(backend, tmp_path, reg
 
 def test_negative_rating_forces_a_judge_evaluation_of_an_unsampled_trace(tmp_path, registry, logs):
     """A thumbs-down on a trace the rate skipped gets it judged, marked forced with reason "feedback"; once only."""
-    monitor = Monitor(registry=registry, logger=logs.logger, judge=OfflineJudge(), sample_rate=0.0, store=tmp_path / "m.db")
+    monitor = Monitor(
+        registry=registry, logger=logs.logger, judge=OfflineJudge(), sample_rate=0.0, store=tmp_path / "m.db"
+    )
     chain = build_chain()
     chain.invoke(QUESTION, config={"callbacks": [monitor], "metadata": {"request_id": "bad"}})
     chain.invoke(QUESTION, config={"callbacks": [monitor], "metadata": {"request_id": "good"}})

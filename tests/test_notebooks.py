@@ -23,6 +23,8 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbformat import NotebookNode
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` runs the quick rest
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 KERNEL = "python3"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"

@@ -84,7 +84,9 @@ def test_threshold_is_configurable():
         pytest.param(OBEROI_QUESTION, OBEROI_CONTEXT, "?!... --- ;;", id="punctuation-answer"),
         pytest.param("", OBEROI_CONTEXT, "Delhi", id="empty-question"),
         pytest.param("", (), "", id="everything-empty"),
-        pytest.param("東京はどこ？", ("東京は日本の首都です。", "Zürich liegt in der Schweiz."), "東京 🇯🇵 Zürich", id="unicode"),
+        pytest.param(
+            "東京はどこ？", ("東京は日本の首都です。", "Zürich liegt in der Schweiz."), "東京 🇯🇵 Zürich", id="unicode"
+        ),
         pytest.param("Café or naïve?", ("Cafe\u0301 culture, nai\u0308ve art.",), "Café, naïve ✨", id="accents"),
         pytest.param("How many?", ("It sold 1,234,567 copies.",), "1234567 copies, about one million", id="numbers"),
         pytest.param(OBEROI_QUESTION * 50, OBEROI_CONTEXT * 2000, FAITHFUL_ANSWER * 300, id="very-long"),
@@ -165,8 +167,8 @@ def test_relevance_follows_the_shape_of_the_question(question, answer, expected_
 
 def pairwise_auroc(scores: list[float], labels: list[int]) -> float:
     """P(score of a hallucinated item > score of a right one), ties counted half: the definition, not the rank trick."""
-    positives = [score for score, label in zip(scores, labels) if label]
-    negatives = [score for score, label in zip(scores, labels) if not label]
+    positives = [score for score, label in zip(scores, labels, strict=True) if label]
+    negatives = [score for score, label in zip(scores, labels, strict=True) if not label]
     wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
     return wins / (len(positives) * len(negatives))
 
@@ -184,7 +186,7 @@ def test_ranking_quality_on_a_fixed_dev_slice():
 
     auroc = pairwise_auroc([judge.hallucination_score(item) for item in items], labels)
     flags = [judge.evaluate(item).scores.hallucination for item in items]
-    accuracy = sum(flag == bool(label) for flag, label in zip(flags, labels)) / len(items)
+    accuracy = sum(flag == bool(label) for flag, label in zip(flags, labels, strict=True)) / len(items)
     assert len(items) == 2 * DEV_SLICE_ROWS
     assert auroc >= AUROC_FLOOR, auroc
     assert accuracy >= ACCURACY_FLOOR, accuracy

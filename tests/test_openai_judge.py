@@ -20,9 +20,9 @@ from langchain_llmmonitor.core.judging import (
     JudgeTimeout,
     Scores,
 )
+from langchain_llmmonitor.pricing import PriceTable
 from langchain_llmmonitor.quality.judges.openai_judge import OpenAIJudge
 from langchain_llmmonitor.quality.judges.prompt import PROMPT_VERSION, SCHEMA_NAME, SCORES_SCHEMA, build_messages
-from langchain_llmmonitor.pricing import PriceTable
 from tests.fakes.openai_server import FakeOpenAI, Reply, json_schema_of
 
 VALID = {

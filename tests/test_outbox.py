@@ -20,12 +20,12 @@ from langsmith.utils import LangSmithWarning, get_env_var
 from prometheus_client import CollectorRegistry
 
 from langchain_llmmonitor.config import LangSmithConfig
-from langchain_llmmonitor.langsmith.forwarder import Forwarder
 from langchain_llmmonitor.core.feedback import judge_feedback_id
 from langchain_llmmonitor.core.records import EvaluationRecord, UserFeedbackRecord
+from langchain_llmmonitor.langsmith.forwarder import Forwarder
 from langchain_llmmonitor.storage.store import Store
+from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, fast_client
 from tests.conftest import LogRecorder, value
-from tests.fakes.langsmith_server import FakeLangSmith, fast_client
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ITEMS_IN_KILL_TEST = 30

@@ -49,13 +49,17 @@ def test_cost_splits_cached_and_cache_creation_tokens():
 
 def test_cost_without_cache_prices_uses_input_price():
     """A provider without a cache discount charges cached tokens at the input price."""
-    assert ModelPrice(input=2.0, output=6.0).cost(prompt=1_000_000, completion=0, cache_read=400_000) == pytest.approx(2.0)
+    assert ModelPrice(input=2.0, output=6.0).cost(prompt=1_000_000, completion=0, cache_read=400_000) == pytest.approx(
+        2.0
+    )
 
 
 def test_overrides_add_and_reprice_models():
     """Overrides add unknown models and re-price known ones, without touching the original table."""
     table = PriceTable.default()
-    custom = table.with_overrides({"my-local-llama": ModelPrice(input=0, output=0), "gpt-4o": ModelPrice(input=1, output=2)})
+    custom = table.with_overrides(
+        {"my-local-llama": ModelPrice(input=0, output=0), "gpt-4o": ModelPrice(input=1, output=2)}
+    )
     assert custom.lookup("my-local-llama") == ModelPrice(input=0, output=0)
     assert custom.lookup("gpt-4o-2024-08-06") == ModelPrice(input=1, output=2)
     assert table.lookup("gpt-4o").input == 2.5
@@ -82,10 +86,18 @@ def test_from_file_round_trip(tmp_path):
     [
         pytest.param("{not json", "not valid JSON", id="bad-json"),
         pytest.param(json.dumps({"models": []}), "'models' mapping", id="models-not-a-mapping"),
-        pytest.param(json.dumps({"models": {"m": {"input": -1, "output": 1}}}), "bad price for model 'm'.*input", id="negative"),
+        pytest.param(
+            json.dumps({"models": {"m": {"input": -1, "output": 1}}}), "bad price for model 'm'.*input", id="negative"
+        ),
         pytest.param(json.dumps({"models": {"m": {"input": 1}}}), "bad price for model 'm'", id="missing-output"),
-        pytest.param(json.dumps({"models": {"m": {"input": 1, "output": 1, "per": 3}}}), "bad price for model 'm'", id="unknown-field"),
-        pytest.param(json.dumps({"models": {"m": {"input": "1", "output": 1}}}), "bad price for model 'm'", id="string-price"),
+        pytest.param(
+            json.dumps({"models": {"m": {"input": 1, "output": 1, "per": 3}}}),
+            "bad price for model 'm'",
+            id="unknown-field",
+        ),
+        pytest.param(
+            json.dumps({"models": {"m": {"input": "1", "output": 1}}}), "bad price for model 'm'", id="string-price"
+        ),
     ],
 )
 def test_bad_price_files_fail_with_a_clear_error(tmp_path, content, message):

@@ -18,9 +18,9 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
 from langchain_llmmonitor import CaptureConfig, JudgeConfig, Monitor, MonitorConfig, SamplingConfig
-from langchain_llmmonitor.handler.sampling import Sampler, trace_fraction
-from langchain_llmmonitor.demo.app import build_chain, build_retriever
 from langchain_llmmonitor.core.judging import EvaluationInput, Scores, Verdict
+from langchain_llmmonitor.demo.app import build_chain, build_retriever
+from langchain_llmmonitor.handler.sampling import Sampler, trace_fraction
 from langchain_llmmonitor.quality.judges.offline import OfflineJudge
 
 from .conftest import fake_model, value
@@ -41,7 +41,9 @@ class RecordingJudge:
     def evaluate(self, item: EvaluationInput) -> Verdict:
         with self._lock:
             self.items.append(item)
-        return Verdict(Scores(4, 5, 4, False, "fine"), judge=self.name, model=self.model, prompt_version=self.prompt_version)
+        return Verdict(
+            Scores(4, 5, 4, False, "fine"), judge=self.name, model=self.model, prompt_version=self.prompt_version
+        )
 
 
 PROMPT = ChatPromptTemplate.from_messages([("system", "Context: {context}"), ("human", "{question}")])
@@ -80,7 +82,9 @@ async def test_every_entry_point_hands_question_context_and_answer_to_the_judge(
         assert 1 <= len(item.context) <= 4
     assert value(registry, "llm_quality_samples_total", reason="rate") == len(QUESTIONS)
     assert value(registry, "llm_judge_evaluations_total", judge="recording", status="success") == len(QUESTIONS)
-    assert value(registry, "llm_quality_score_count", criterion="faithfulness", judge="recording", sampling="random") == 4
+    assert (
+        value(registry, "llm_quality_score_count", criterion="faithfulness", judge="recording", sampling="random") == 4
+    )
 
 
 def test_demo_chain_with_string_input_is_judged_by_the_offline_judge(registry, logs):
@@ -123,7 +127,9 @@ def test_per_call_overrides(registry, logs, config, rate, reason, sampling):
     else:
         assert len(judge.items) == 1
         assert value(registry, "llm_quality_samples_total", reason=reason) == 1
-        assert value(registry, "llm_quality_score_count", criterion="relevance", judge="recording", sampling=sampling) == 1
+        assert (
+            value(registry, "llm_quality_score_count", criterion="relevance", judge="recording", sampling=sampling) == 1
+        )
 
 
 class FlakyModel(GenericFakeChatModel):
@@ -142,7 +148,9 @@ def test_trace_that_recovered_from_a_failed_step_is_always_judged(registry, logs
     assert monitor.flush(5)
     assert [item.answer for item in judge.items] == ["Refunds take 5 days."]
     assert value(registry, "llm_quality_samples_total", reason="error") == 1
-    assert value(registry, "llm_quality_score_count", criterion="faithfulness", judge="recording", sampling="forced") == 1
+    assert (
+        value(registry, "llm_quality_score_count", criterion="faithfulness", judge="recording", sampling="forced") == 1
+    )
 
 
 def test_failed_root_is_not_judged(registry, logs):
@@ -169,7 +177,9 @@ def test_captured_context_is_capped_in_count_and_characters(registry, logs):
     monitor = judged_monitor(
         registry, logs, judge, config=MonitorConfig(capture=CaptureConfig(max_documents=5, max_context_chars=6_000))
     )
-    rag_chain(retriever=ManyDocuments()).invoke({"question": "what is in the passages?"}, config={"callbacks": [monitor]})
+    rag_chain(retriever=ManyDocuments()).invoke(
+        {"question": "what is in the passages?"}, config={"callbacks": [monitor]}
+    )
     assert monitor.flush(5)
     (item,) = judge.items
     assert 1 < len(item.context) <= 5
@@ -181,15 +191,17 @@ def test_custom_keys_and_redaction_apply_before_the_judge_and_the_logs(registry,
     """`question_key`/`answer_key` pick the fields; `redact` runs on all judged text before it leaves the callback."""
     judge = RecordingJudge()
     retriever = build_retriever()
-    chain = (
-        RunnablePassthrough.assign(docs=RunnableLambda(lambda x: x["ask"]) | retriever)
-        | RunnableLambda(lambda x: {"reply": f"Dear {x['customer']}, returns take 30 days.", "debug": "ignore me"})
+    chain = RunnablePassthrough.assign(docs=RunnableLambda(lambda x: x["ask"]) | retriever) | RunnableLambda(
+        lambda x: {"reply": f"Dear {x['customer']}, returns take 30 days.", "debug": "ignore me"}
     )
     capture = CaptureConfig(
         question_key="ask", answer_key="reply", redact=lambda text: text.replace("alice@example.com", "[email]")
     )
     monitor = judged_monitor(registry, logs, judge, config=MonitorConfig(capture=capture))
-    chain.invoke({"ask": "alice@example.com asks: how long for returns?", "customer": "alice@example.com"}, config={"callbacks": [monitor]})
+    chain.invoke(
+        {"ask": "alice@example.com asks: how long for returns?", "customer": "alice@example.com"},
+        config={"callbacks": [monitor]},
+    )
     assert monitor.flush(5)
     (item,) = judge.items
     assert item.question == "[email] asks: how long for returns?"
@@ -267,9 +279,14 @@ def test_sampling_is_deterministic_across_processes():
         "print(repr([trace_fraction(uuid.UUID(line.strip())) for line in sys.stdin if line.strip()]))\n"
     )
     there = subprocess.run(
-        [sys.executable, "-c", code], input="\n".join(map(str, ids)), capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "123", "PATH": ""}
+        [sys.executable, "-c", code],
+        input="\n".join(map(str, ids)),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": ""},
     )
-    assert eval(there.stdout) == here  # noqa: S307 - our own repr of floats
+    assert eval(there.stdout) == here
 
 
 @pytest.mark.parametrize("rate", [pytest.param(0.05, id="5%"), pytest.param(0.3, id="30%")])
@@ -295,7 +312,9 @@ def test_sample_rate_is_accurate(rate):
         pytest.param(
             {"config": {"capture": {"max_documents": 0}}}, "max_documents must be an integer >= 1", id="no-documents"
         ),
-        pytest.param({"config": {"feedback": {"scale": "stars"}}}, "scale must be one of thumbs, five", id="unknown-scale"),
+        pytest.param(
+            {"config": {"feedback": {"scale": "stars"}}}, "scale must be one of thumbs, five", id="unknown-scale"
+        ),
         pytest.param(
             {"config": {"langsmith": {"forward": True}}}, "forwarding needs a store", id="forwarding-without-store"
         ),

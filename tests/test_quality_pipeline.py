@@ -19,15 +19,24 @@ from prometheus_client import CollectorRegistry
 
 from langchain_llmmonitor import workers
 from langchain_llmmonitor.config import JudgeConfig
-from langchain_llmmonitor.telemetry.metrics import MonitorMetrics, metrics_for
-from langchain_llmmonitor.core.judging import EvaluationInput, JudgeAPIError, JudgeError, JudgeParseError, JudgeRefusal, JudgeTimeout, JudgeUsage, Scores, Verdict
+from langchain_llmmonitor.core.judging import (
+    EvaluationInput,
+    JudgeAPIError,
+    JudgeError,
+    JudgeParseError,
+    JudgeRefusal,
+    JudgeTimeout,
+    JudgeUsage,
+    Scores,
+    Verdict,
+)
+from langchain_llmmonitor.core.records import EvaluationJob, EvaluationRecord
 from langchain_llmmonitor.core.vocabulary import CRITERIA
 from langchain_llmmonitor.quality.judges.offline import OfflineJudge
-from langchain_llmmonitor.core.records import EvaluationJob
 from langchain_llmmonitor.quality.pipeline import QualityPipeline
-from langchain_llmmonitor.core.records import EvaluationRecord
 from langchain_llmmonitor.storage.schema import metadata
 from langchain_llmmonitor.storage.store import Store
+from langchain_llmmonitor.telemetry.metrics import MonitorMetrics, metrics_for
 from tests.conftest import LogRecorder, value
 
 GROUNDED = EvaluationInput(
@@ -357,7 +366,12 @@ def test_a_failed_but_billed_evaluation_counts_its_spend(
     assert value(registry, "llm_judge_cost_usd_total", judge="refuser") == pytest.approx(0.01)
     assert value(registry, "llm_quality_score_count", criterion="faithfulness", judge="refuser", sampling="random") == 0
     (record,) = stored(store)
-    assert (record.status, record.faithfulness, record.judge_prompt_tokens, record.judge_cost_usd) == ("error", None, 800, 0.01)
+    assert (record.status, record.faithfulness, record.judge_prompt_tokens, record.judge_cost_usd) == (
+        "error",
+        None,
+        800,
+        0.01,
+    )
 
 
 class OnceLockedStore(Store):

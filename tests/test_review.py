@@ -13,7 +13,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,6 +23,8 @@ import pytest
 from langsmith.utils import get_env_var
 
 from langchain_llmmonitor import review as review_package
+from langchain_llmmonitor.core.feedback import judge_feedback_id
+from langchain_llmmonitor.core.records import EvaluationRecord
 from langchain_llmmonitor.review import (
     INSTALL_HINT,
     HistorySummary,
@@ -32,16 +34,32 @@ from langchain_llmmonitor.review import (
     build_review,
     generate_history,
     parse_since,
+    render_html,
     render_markdown,
     run_cli,
     write_report,
 )
-from langchain_llmmonitor.review._drift import Sample, assess
-from langchain_llmmonitor.review._report import SECTIONS
-from langchain_llmmonitor.core.feedback import judge_feedback_id
-from langchain_llmmonitor.core.records import EvaluationRecord
+from langchain_llmmonitor.review import _report as report_module
+from langchain_llmmonitor.review._drift import JudgeChange, Sample, assess
+from langchain_llmmonitor.review._report import SECTIONS, build_report
+from langchain_llmmonitor.review._sections import (
+    Block,
+    Bullets,
+    Details,
+    Figure,
+    Heading,
+    Inline,
+    Link,
+    Note,
+    Paragraph,
+    Report,
+    Section,
+    Table,
+    to_html,
+    to_markdown,
+)
 from langchain_llmmonitor.storage.store import Store
-from tests.fakes.langsmith_server import TENANT_ID, FakeLangSmith, fast_client
+from langchain_llmmonitor.testing.langsmith_server import TENANT_ID, FakeLangSmith, fast_client
 
 NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
 WEEK = timedelta(weeks=1)
@@ -252,6 +270,226 @@ def test_markdown_report_has_every_section_and_the_verdicts(degraded: Reviewed) 
     assert text.index(degraded.review.highlights[0]) < text.index("## Drift verdicts")
 
 
+# One model, two formats -----------------------------------------------------------------------------------------------
+
+
+def reader_text(text: str) -> str:
+    """Text as a reader sees it: runs of whitespace (newlines included) are one space."""
+    return " ".join(text.split())
+
+
+def inline_text(parts: tuple[Inline, ...]) -> str:
+    return reader_text("".join(part if isinstance(part, str) else part.text for part in parts))
+
+
+@dataclass
+class ReportView:
+    """What a reader gets from a report: (id, title) of each section, tables as cell texts, lines of text, figures."""
+
+    sections: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[list[list[str]]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    figures: int = 0
+
+
+def model_view(report: Report) -> ReportView:
+    view = ReportView(sections=[(section.key, section.title) for section in report.sections])
+
+    def walk(blocks: tuple[Block, ...]) -> None:
+        for block in blocks:
+            if isinstance(block, Table):
+                header = [reader_text(cell) for cell in block.header]
+                view.tables.append([header, *([inline_text((cell,)) for cell in row] for row in block.rows)])
+            elif isinstance(block, (Paragraph, Note)):
+                view.lines.append(inline_text(block.parts))
+            elif isinstance(block, Bullets):
+                view.lines.extend(inline_text(item) for item in block.items)
+            elif isinstance(block, Heading):
+                view.lines.append(reader_text(block.text))
+            elif isinstance(block, Details):
+                walk(block.blocks)
+            elif isinstance(block, Figure):
+                view.figures += 1
+
+    for section in report.sections:
+        walk(section.blocks)
+    return view
+
+
+class HtmlView(HTMLParser):
+    """A page as a ReportView (`view`), plus every tag and link it has."""
+
+    TEXT_HOLDERS = frozenset({"h2", "h3", "p", "li", "th", "td", "summary", "figcaption"})
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.view = ReportView()
+        self.tags: Counter[str] = Counter()
+        self.links: list[dict[str, str | None]] = []
+        self.images: list[str] = []
+        self._open: list[list[str]] = []
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags[tag] += 1
+        attributes = dict(attrs)
+        if tag == "section":
+            self.view.sections.append((attributes.get("id") or "", ""))
+        elif tag == "table":
+            self.view.tables.append([])
+        elif tag == "tr":
+            self.view.tables[-1].append([])
+        elif tag == "a":
+            self.links.append(attributes)
+        elif tag == "img":
+            self.images.append(attributes.get("src") or "")
+            self.view.figures += 1
+        if tag in self.TEXT_HOLDERS:
+            self._open.append([])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in self.TEXT_HOLDERS:
+            return
+        text = reader_text("".join(self._open.pop()))
+        if tag == "h2":
+            self.view.sections[-1] = (self.view.sections[-1][0], text)
+        elif tag in ("th", "td"):
+            self.view.tables[-1][-1].append(text)
+        else:
+            self.view.lines.append(text)
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self._open[-1].append(data)
+
+
+MARKDOWN_LINK = re.compile(r"\[((?:\\.|[^\\\[\]])*)\]\(([^()\s]*)\)")  # an unescaped "[" opens a new one
+
+
+def markdown_text(markdown: str) -> str:
+    """What a Markdown viewer shows for a line or a cell of ours: links as their text, no bold marks, no escapes."""
+    shown = MARKDOWN_LINK.sub(r"\1", markdown).replace("**", "")
+    return reader_text(re.sub(r"\\(.)", r"\1", shown))
+
+
+def markdown_view(markdown: str) -> ReportView:
+    """A Markdown report as a ReportView: sections have no ids, and images would count as figures."""
+    view = ReportView(figures=len(re.findall(r"!" + MARKDOWN_LINK.pattern, markdown)))
+    in_table = False
+    for line in markdown.splitlines():
+        if re.fullmatch(r"\|(---\|)+", line):
+            continue
+        if line.startswith("| "):
+            if not in_table:
+                view.tables.append([])
+            view.tables[-1].append([markdown_text(cell) for cell in line[2:-2].split(" | ")])
+        elif line.startswith("## "):
+            view.sections.append(("", markdown_text(line[3:])))
+        elif line:
+            view.lines.append(markdown_text(re.sub(r"^(- |### )", "", line)))
+        in_table = line.startswith("| ")
+    return view
+
+
+def with_untrusted_text(review: Review, text: str) -> Review:
+    """`review` with `text` wherever users, models or stored metadata put text, and run links that are not http(s)."""
+    worst = replace(review.worst_samples[0], question=text, answer=text, reason=text, run_id=text, url="javascript:x")
+    feedback = review.user_feedback
+    comment = replace(feedback.comments[0], comment=text, url="javascript:alert(1)")
+    return replace(
+        review,
+        highlights=(text, *review.highlights),
+        judge_changes=(JudgeChange(review.window_start, text, text),),
+        forced=replace(review.forced, by_reason={text: 1, **review.forced.by_reason}),
+        user_feedback=replace(feedback, comments=(comment, *feedback.comments[1:])),
+        worst_samples=(worst, *review.worst_samples[1:]),
+    )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    report: Report
+    html: str
+    markdown: str
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(None, id="as-written"),
+        pytest.param("<script>alert(1)</script> a | b\n## injected heading\n| x | y |", id="tags-pipes-newlines"),
+        pytest.param('"><img src=x onerror=alert(1)> \\| [a](javascript:alert(1)) ![b](http://e.x/b.png)', id="link"),
+    ],
+)
+def rendered(request: pytest.FixtureRequest, degraded: Reviewed) -> Rendered:
+    """The degraded review's report as written, or with untrusted text put in (plots stubbed: they show no text)."""
+    if request.param is None:
+        html, markdown = (path.read_text(encoding="utf-8") for path in (degraded.paths.html, degraded.paths.markdown))
+        return Rendered(build_report(degraded.review), html, markdown)
+    result = with_untrusted_text(degraded.review, request.param)
+    with pytest.MonkeyPatch.context() as patch:
+        for plot in ("_criterion_figure", "_feedback_figure"):
+            patch.setattr(report_module, plot, lambda *args: PNG_MAGIC)
+        return Rendered(build_report(result), render_html(result), render_markdown(result))
+
+
+def test_both_formats_show_every_section_table_and_line_of_the_model(rendered: Rendered) -> None:
+    """HTML and Markdown show the model's sections, its tables cell for cell and each of its lines; only HTML plots."""
+    model, page, markdown = model_view(rendered.report), HtmlView(rendered.html).view, markdown_view(rendered.markdown)
+    assert model.sections == list(SECTIONS) == page.sections
+    assert markdown.sections == [("", title) for _, title in SECTIONS]
+    headers = [table[0] for table in model.tables]
+    assert [table[0] for table in page.tables] == headers == [table[0] for table in markdown.tables]
+    assert page.tables == model.tables
+    assert markdown.tables == model.tables
+    assert set(model.lines) <= set(page.lines)
+    assert set(model.lines) <= set(markdown.lines)
+    assert (model.figures, page.figures, markdown.figures) == (5, 5, 0)
+    assert "Plots: see the HTML report." in rendered.markdown
+
+
+PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "section", "table", "thead",
+             "tbody", "tr", "th", "td", "ul", "li", "strong", "span", "a", "figure", "img", "figcaption", "details",
+             "summary"}  # fmt: skip
+
+
+def test_untrusted_text_adds_no_markup(rendered: Rendered) -> None:
+    """No text can add a tag, an image or a non-http(s) link to either format, nor a heading to the Markdown."""
+    page = HtmlView(rendered.html)
+    assert set(page.tags) <= PAGE_TAGS
+    assert all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert page.links and all(str(link["href"]).startswith(("https://", "http://")) for link in page.links)
+    assert {link["rel"] for link in page.links} == {"noopener"}
+    unescaped = re.sub(r"\\.", "", rendered.markdown)
+    assert "<" not in unescaped
+    assert all(url.startswith("https://") for url in re.findall(r"\]\(([^)]*)\)", unescaped))
+    headings = [rendered.report.title]
+    for section in rendered.report.sections:
+        headings += [section.title, *(block.text for block in section.blocks if isinstance(block, Heading))]
+    assert re.findall(r"^#+ (.*)$", rendered.markdown, flags=re.MULTILINE) == headings
+
+
+@pytest.mark.parametrize(
+    ("url", "html", "markdown"),
+    [
+        pytest.param(
+            "https://ls.example/r/1?q=(a b)|c",
+            '<a href="https://ls.example/r/1?q=(a b)|c" rel="noopener">run</a>',
+            "[run](https://ls.example/r/1?q=%28a%20b%29%7Cc)",
+            id="https",
+        ),
+        pytest.param("javascript:alert(1)", "run", "run", id="javascript"),
+        pytest.param("//evil.example/run", "run", "run", id="scheme-relative"),
+    ],
+)
+def test_only_http_urls_become_links(url: str, html: str, markdown: str) -> None:
+    """A link is a link only to http(s); in Markdown its URL's parentheses, spaces and pipes are percent-encoded."""
+    report = Report("Review", "Review", "this week", (Section("s", "S", (Paragraph((Link("run", url),)),)),))
+    assert f"<p>{html}</p>" in to_html(report)
+    assert f"\n{markdown}\n" in to_markdown(report)
+
+
 def test_review_to_dict_is_plain_json_with_the_verdicts(degraded: Reviewed) -> None:
     """to_dict() survives a JSON round trip and carries verdicts, summaries, times and the EWMA chart."""
     data = json.loads(json.dumps(degraded.review.to_dict()))
@@ -453,7 +691,10 @@ def test_langsmith_feedback_is_merged_once_with_exact_links(
 
 
 def test_cli_reads_langsmith_from_the_environment(
-    langsmith: FakeLangSmith, degraded: Reviewed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    langsmith: FakeLangSmith,
+    degraded: Reviewed,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """--langsmith-project makes a LangSmith client from LANGSMITH_* variables; the links then carry LangSmith's ids."""

@@ -318,7 +318,7 @@ def test_concurrent_writers_and_claimers_lose_and_duplicate_nothing(url: str) ->
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
-    for target, args in ((write, [(s,) for s in stores]), (claim, list(zip(stores, claimed)))):
+    for target, args in ((write, [(s,) for s in stores]), (claim, list(zip(stores, claimed, strict=True)))):
         threads = [threading.Thread(target=target, args=arg) for arg in args]
         for thread in threads:
             thread.start()

@@ -87,7 +87,35 @@ INVENTED_FACTS = (
 )
 
 _WORD = re.compile(r"[a-z0-9]+")
-_STOPWORDS = frozenset("a an the is are do does how i my can what which when where of to in on for and or by be it".split())
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "do",
+        "does",
+        "how",
+        "i",
+        "my",
+        "can",
+        "what",
+        "which",
+        "when",
+        "where",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "and",
+        "or",
+        "by",
+        "be",
+        "it",
+    ]
+)
 
 
 class KeywordEmbeddings(Embeddings):
@@ -237,7 +265,9 @@ def build_chain(model: DemoChatModel | None = None, *, retriever: Any = None) ->
     ).with_config(run_name="support_bot")
 
 
-def drive(chain: Runnable, *, requests: int, callbacks: list[Any], seed: int = 0, concurrency: int = 8) -> dict[str, int]:
+def drive(
+    chain: Runnable, *, requests: int, callbacks: list[Any], seed: int = 0, concurrency: int = 8
+) -> dict[str, int]:
     """Send `requests` questions through every LangChain entry point from `concurrency` threads.
 
     Returns how many went each way. Failures of the fake provider are expected and counted, not raised.

@@ -91,7 +91,9 @@ def _summary(samples: dict[str, list[Any]]) -> str:
     errors = defaultdict(float)
     for s in samples.get("llm_errors_total", ()):
         errors[s.labels["error_type"]] += s.value
-    tokens = {kind: total("llm_tokens_total", type=kind) for kind in ("prompt", "completion", "cache_read", "reasoning")}
+    tokens = {
+        kind: total("llm_tokens_total", type=kind) for kind in ("prompt", "completion", "cache_read", "reasoning")
+    }
     lines = [
         f"  invocations   {total('llm_invocations_total'):.0f} "
         f"({total('llm_invocations_total', status='success'):.0f} ok, {total('llm_invocations_total', status='error'):.0f} failed)"
@@ -174,7 +176,11 @@ def run_demo(options: DemoOptions = DemoOptions(), *, echo: Any = print) -> dict
     with log_path.open("w", encoding="utf-8") as log_file:
         logger = structlog.wrap_logger(
             structlog.WriteLogger(log_file),
-            processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"), structlog.processors.JSONRenderer()],
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso"),
+                structlog.processors.JSONRenderer(),
+            ],
         )
         # The offline judge and no forwarding, even where OPENAI_API_KEY or LANGSMITH_API_KEY are set: a demo spends nothing.
         config = MonitorConfig(langsmith=LangSmithConfig(forward=False))
@@ -254,4 +260,3 @@ def _review_of_simulated_history(options: DemoOptions, echo: Any) -> Any:
         echo(f"  - {line}")
     echo(f"Report: {paths.html} (and {paths.markdown.name})")
     return {"review": review, "paths": paths, "history": history}
-

@@ -52,7 +52,7 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def app_from_args(args: argparse.Namespace, environ: Any = None) -> "FastAPI":
+def app_from_args(args: argparse.Namespace, environ: Any = None) -> FastAPI:
     """The app `llmmonitor serve` runs: store, fresh metrics registry, recorder, tokens and forwarder from the
     arguments and environment. `app.state.store` is left open for the caller to close."""
     from langsmith.utils import get_env_var

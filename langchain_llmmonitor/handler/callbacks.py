@@ -177,7 +177,9 @@ class CallbackHandler(BaseCallbackHandler):
     @_callback
     def on_chain_end(self, outputs: Any, *, run_id: UUID, inputs: Any = None, **kwargs: Any) -> None:
         run = self._end(run_id, CHAIN, "on_chain_end")
-        if run is not None and run.is_root:  # a streamed root starts with a placeholder input and gets the real one here
+        if (
+            run is not None and run.is_root
+        ):  # a streamed root starts with a placeholder input and gets the real one here
             self._finish_root(run_id, run, SUCCESS, None, outputs, inputs)
 
     @_callback
@@ -380,7 +382,13 @@ class CallbackHandler(BaseCallbackHandler):
             self._step_failed(run_id, run, error, self._metrics.tool_calls, self._metrics.tool_duration)
 
     def _start_step(
-        self, kind: str, serialized: Any, run_id: UUID, parent_run_id: UUID | None, kwargs: Mapping[str, Any], inputs: Any
+        self,
+        kind: str,
+        serialized: Any,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        kwargs: Mapping[str, Any],
+        inputs: Any,
     ) -> None:
         tags = kwargs.get("tags")
         if tags and JUDGE_TAG in tags:

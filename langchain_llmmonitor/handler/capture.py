@@ -16,7 +16,9 @@ QUESTION_KEYS = ("question", "input", "query", "q", "prompt", "messages")
 ANSWER_KEYS = ("answer", "output", "result", "text", "content", "generation", "response", "messages")
 
 
-def evaluation_input(config: CaptureConfig, inputs: Any, documents: Sequence[Any], outputs: Any) -> EvaluationInput | None:
+def evaluation_input(
+    config: CaptureConfig, inputs: Any, documents: Sequence[Any], outputs: Any
+) -> EvaluationInput | None:
     """The judge's view of one trace, bounded and redacted as `config` says; None when there is no question or no
     answer to judge."""
     question = text_of(inputs, config.question_key, QUESTION_KEYS, last_role="human")

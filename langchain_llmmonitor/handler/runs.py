@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from itertools import islice
-from typing import Any, Union
+from typing import Any
 from uuid import UUID
 
 from ..core.usage import Usage
@@ -37,8 +37,19 @@ class Trace:
     label = ""
 
     __slots__ = (
-        "run_id", "trace_id", "name", "started", "llm_calls", "usage", "cost_usd", "unpriced_calls",
-        "sample", "inputs", "documents", "failed_steps", "request_id",
+        "cost_usd",
+        "documents",
+        "failed_steps",
+        "inputs",
+        "llm_calls",
+        "name",
+        "request_id",
+        "run_id",
+        "sample",
+        "started",
+        "trace_id",
+        "unpriced_calls",
+        "usage",
     )  # fmt: skip
 
     def __init__(self, run_id: UUID, trace_id: UUID, name: str, started: float) -> None:
@@ -66,7 +77,7 @@ class Trace:
 class Run:
     """One root, LLM call, retriever or tool in flight."""
 
-    __slots__ = ("kind", "started", "trace", "label", "first_token_at", "is_root")
+    __slots__ = ("first_token_at", "is_root", "kind", "label", "started", "trace")
 
     def __init__(self, kind: str, started: float, trace: Trace, label: str, is_root: bool) -> None:
         self.kind = kind
@@ -77,7 +88,7 @@ class Run:
         self.is_root = is_root
 
 
-Entry = Union[Run, Trace]
+Entry = Run | Trace
 Forget = Callable[[Any, Entry, float, str], Any]  # (run id, entry, age in seconds, reason)
 
 
@@ -85,7 +96,12 @@ class RunTable:
     """Entries by run id, with a sweep that forgets the oldest when they are too old or too many."""
 
     def __init__(
-        self, *, max_age_seconds: float, max_runs: int, on_forget: Forget, clock: Callable[[], float] = time.perf_counter
+        self,
+        *,
+        max_age_seconds: float,
+        max_runs: int,
+        on_forget: Forget,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._runs: dict[Any, Entry] = {}
         self._lock = threading.Lock()

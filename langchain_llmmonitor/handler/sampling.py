@@ -41,14 +41,14 @@ class Sampler:
     `config["metadata"]["llmmonitor_evaluate"]` = True forces a trace in, False keeps it out, whatever the rate.
     """
 
-    __slots__ = ("config", "_rate", "_tags")
+    __slots__ = ("_rate", "_tags", "config")
 
     def __init__(self, config: SamplingConfig) -> None:
         self.config = config
         self._rate = config.rate
         self._tags = config.evaluate_tags
 
-    def at_start(self, trace_id: UUID, metadata: Any, tags: Any) -> SampleDecision | None | bool:
+    def at_start(self, trace_id: UUID, metadata: Any, tags: Any) -> SampleDecision | bool | None:
         """The decision at the root's start: a SampleDecision, None (not sampled, rules may still apply), or False
         (the caller opted this trace out of evaluation entirely)."""
         if metadata and isinstance(metadata, Mapping) and EVALUATE_METADATA_KEY in metadata:

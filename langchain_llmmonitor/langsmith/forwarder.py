@@ -250,7 +250,9 @@ class Forwarder(Worker[None]):
         fields = dict(
             feedback_id=item.id, kind=item.kind, key=item.payload.get("key"), attempts=attempts, reason=failure.reason
         )
-        if failure.scope == _PERMANENT or (failure.reason == "not_found" and attempts >= self.config.not_found_attempts):
+        if failure.scope == _PERMANENT or (
+            failure.reason == "not_found" and attempts >= self.config.not_found_attempts
+        ):
             self._store.mark_dead(item.id, failure.error)
             self._log.error("feedback_parked", error=failure.error, **fields)
             return utcnow()

@@ -269,8 +269,12 @@ def _seconds(window: str) -> int:
 
 
 def _slo_group(config: AlertConfig) -> dict[str, Any]:
-    threshold = config.latency_slo_seconds
-    fast_bucket = f"llm_request_duration_seconds_bucket{{{le_matcher(threshold)}}}"
+    return {"name": "llmmonitor.slo", "rules": _slo_ratio_records(config) + _slo_burn_alerts(config)}
+
+
+def _slo_ratio_records(config: AlertConfig) -> list[dict[str, Any]]:
+    """Bad-call ratios per job for every window a burn alert reads, so the alerts compare precomputed series."""
+    fast_bucket = f"llm_request_duration_seconds_bucket{{{le_matcher(config.latency_slo_seconds)}}}"
     rules: list[dict[str, Any]] = []
     for window in _slo_windows(config):
         rules.append(
@@ -286,7 +290,12 @@ def _slo_group(config: AlertConfig) -> dict[str, Any]:
                 f"/ sum by (job) (rate(llm_request_duration_seconds_count[{window}]))",
             )
         )
-    slos = (
+    return rules
+
+
+def _slos(config: AlertConfig) -> tuple[tuple[str, str, str, float, str, str, str], ...]:
+    """(kind, family, ratio rule, target, what a bad call did, per-model rule, sibling alert) of each SLO."""
+    return (
         (
             "Error",
             "errors",
@@ -301,12 +310,17 @@ def _slo_group(config: AlertConfig) -> dict[str, Any]:
             "latency",
             "job:llm_request_duration_seconds:slow_ratio_rate",
             config.latency_slo_target,
-            f"took longer than {threshold:g}s",
+            f"took longer than {config.latency_slo_seconds:g}s",
             "model:llm_request_duration_seconds:p99_rate5m",
             "LLMLatencyP99High",
         ),
     )
-    for kind, family, ratio_rule, target, bad, per_model_rule, sibling_alert in slos:
+
+
+def _slo_burn_alerts(config: AlertConfig) -> list[dict[str, Any]]:
+    """Fast-burn pages (and slow-burn tickets) for each SLO, sharing one runbook that points at the per-model alert."""
+    rules: list[dict[str, Any]] = []
+    for kind, family, ratio_rule, target, bad, per_model_rule, sibling_alert in _slos(config):
         budget = 1 - target
         slo = f"SLO {_percent(target)} over 30 days, error budget {_percent(budget)}"
         runbook = (
@@ -346,7 +360,7 @@ def _slo_group(config: AlertConfig) -> dict[str, Any]:
                     runbook=runbook,
                 )
             )
-    return {"name": "llmmonitor.slo", "rules": rules}
+    return rules
 
 
 def _spend_group(config: AlertConfig) -> dict[str, Any]:
@@ -400,111 +414,135 @@ def _spend_group(config: AlertConfig) -> dict[str, Any]:
 
 
 def _quality_group(config: AlertConfig) -> dict[str, Any]:
-    guard = config.min_judged_samples
-    random_scores = 'sampling="random"'
     return {
         "name": "llmmonitor.quality",
         "rules": [
-            _record(
-                "criterion_judge:llm_quality_score_count:increase1h",
-                f"sum by (criterion, judge) (increase(llm_quality_score_count{{{random_scores}}}[1h]))",
-            ),
-            _record(
-                "criterion_judge:llm_quality_score:mean1h",
-                f"sum by (criterion, judge) (rate(llm_quality_score_sum{{{random_scores}}}[1h]))\n"
-                f"/ sum by (criterion, judge) (rate(llm_quality_score_count{{{random_scores}}}[1h]))",
-            ),
-            _record(
-                "judge:llm_quality_hallucination_verdicts:increase1h",
-                f"sum by (judge) (increase(llm_quality_hallucination_verdicts_total{{{random_scores}}}[1h]))",
-            ),
-            _record(
-                "judge:llm_quality_hallucination_verdicts:yes_ratio_rate1h",
-                _ratio(
-                    f'llm_quality_hallucination_verdicts_total{{{random_scores},verdict="yes"}}',
-                    f"llm_quality_hallucination_verdicts_total{{{random_scores}}}",
-                    by="judge",
-                    window="1h",
-                ),
-            ),
-            _record(
-                "judge:llm_judge_evaluations:increase1h",
-                'sum by (judge) (increase(llm_judge_evaluations_total{status=~"success|error"}[1h]))',
-            ),
-            _record(
-                "judge:llm_judge_evaluations:error_ratio_rate1h",
-                _ratio(
-                    'llm_judge_evaluations_total{status="error"}',
-                    'llm_judge_evaluations_total{status=~"success|error"}',
-                    by="judge",
-                    window="1h",
-                ),
-            ),
-            _alert(
-                "LLMFaithfulnessLow",
-                'criterion_judge:llm_quality_score:mean1h{criterion="faithfulness"} < '
-                f"{_number(config.min_faithfulness)}\n"
-                f"and on (criterion, judge) criterion_judge:llm_quality_score_count:increase1h >= {guard}",
-                for_="15m",
-                route="chat",
-                family="quality",
-                summary=f"Average faithfulness below {config.min_faithfulness:g} ({{{{ $labels.judge }}}})",
-                description=(
-                    'Average faithfulness judged by {{ $labels.judge }} is {{ $value | printf "%.2f" }} over the last '
-                    f"hour (threshold {config.min_faithfulness:g}, random sample, at least {guard} judged)."
-                ),
-                runbook=(
-                    "1. Dashboard, Quality row: did relevance and completeness drop too (an app change) or only "
-                    "faithfulness (grounding)? 2. Retrieval row: fewer documents or retriever errors leave answers "
-                    "ungrounded. 3. In LangSmith, open the lowest faithfulness scores of the last hour "
-                    "and read context "
-                    "against answer. 4. Check recent prompt, model and index changes; a judge change appears as a new "
-                    "judge label, not as a drop."
-                ),
-            ),
-            _alert(
-                "LLMHallucinationRateHigh",
-                f"judge:llm_quality_hallucination_verdicts:yes_ratio_rate1h > {_number(config.hallucination_rate)}\n"
-                f"and on (judge) judge:llm_quality_hallucination_verdicts:increase1h >= {guard}",
-                for_="15m",
-                route="review",
-                family="quality",
-                summary=f"Hallucination rate above {_percent(config.hallucination_rate)} ({{{{ $labels.judge }}}})",
-                description=(
-                    "{{ $value | humanizePercentage }} of randomly sampled answers judged by {{ $labels.judge }} were "
-                    f"hallucinations over the last hour (threshold {_percent(config.hallucination_rate)}, at least "
-                    f"{guard} judged)."
-                ),
-                runbook=(
-                    "1. In LangSmith, filter the last hour's runs with hallucination feedback and review a handful by "
-                    "hand: real hallucinations or judge mistakes? "
-                    "2. Real: check retrieval (empty or off-topic context) "
-                    "and recent prompt or model changes. 3. Judge mistakes: pin the previous judge prompt version and "
-                    "keep the examples for the judge's evaluation set."
-                ),
-            ),
-            _alert(
-                "LLMJudgeFailing",
-                f"judge:llm_judge_evaluations:error_ratio_rate1h > {_number(config.judge_error_rate)}\n"
-                f"and on (judge) judge:llm_judge_evaluations:increase1h >= {guard}",
-                for_="15m",
-                route="chat",
-                family="judge",
-                summary=f"Judge {{{{ $labels.judge }}}} failing over {_percent(config.judge_error_rate)} of the time",
-                description=(
-                    "{{ $value | humanizePercentage }} of evaluations by {{ $labels.judge }} failed over the last hour "
-                    f"(threshold {_percent(config.judge_error_rate)}); quality alerts go blind while the judge fails."
-                ),
-                runbook=(
-                    "1. Dashboard, Judge health row: errors by error_type. "
-                    "2. rate_limit or api: the judge's key, quota "
-                    "and provider status; timeout: raise the judge timeout or lower its concurrency; parse or refusal: "
-                    "the judge model changed behaviour, pin its version. 3. Failed evaluations are stored as missing, "
-                    "never as scores: expect gaps, not a drop, in quality graphs."
-                ),
-            ),
+            *_quality_records(),
+            _faithfulness_alert(config),
+            _hallucination_alert(config),
+            _judge_failing_alert(config),
         ],
     }
+
+
+def _quality_records() -> list[dict[str, Any]]:
+    """Hourly judge aggregates with their sample counts, so each quality alert can also check its volume guard."""
+    random_scores = 'sampling="random"'
+    return [
+        _record(
+            "criterion_judge:llm_quality_score_count:increase1h",
+            f"sum by (criterion, judge) (increase(llm_quality_score_count{{{random_scores}}}[1h]))",
+        ),
+        _record(
+            "criterion_judge:llm_quality_score:mean1h",
+            f"sum by (criterion, judge) (rate(llm_quality_score_sum{{{random_scores}}}[1h]))\n"
+            f"/ sum by (criterion, judge) (rate(llm_quality_score_count{{{random_scores}}}[1h]))",
+        ),
+        _record(
+            "judge:llm_quality_hallucination_verdicts:increase1h",
+            f"sum by (judge) (increase(llm_quality_hallucination_verdicts_total{{{random_scores}}}[1h]))",
+        ),
+        _record(
+            "judge:llm_quality_hallucination_verdicts:yes_ratio_rate1h",
+            _ratio(
+                f'llm_quality_hallucination_verdicts_total{{{random_scores},verdict="yes"}}',
+                f"llm_quality_hallucination_verdicts_total{{{random_scores}}}",
+                by="judge",
+                window="1h",
+            ),
+        ),
+        _record(
+            "judge:llm_judge_evaluations:increase1h",
+            'sum by (judge) (increase(llm_judge_evaluations_total{status=~"success|error"}[1h]))',
+        ),
+        _record(
+            "judge:llm_judge_evaluations:error_ratio_rate1h",
+            _ratio(
+                'llm_judge_evaluations_total{status="error"}',
+                'llm_judge_evaluations_total{status=~"success|error"}',
+                by="judge",
+                window="1h",
+            ),
+        ),
+    ]
+
+
+def _faithfulness_alert(config: AlertConfig) -> dict[str, Any]:
+    """Average faithfulness of the random sample, the score that drops first when answers lose their grounding."""
+    guard = config.min_judged_samples
+    return _alert(
+        "LLMFaithfulnessLow",
+        'criterion_judge:llm_quality_score:mean1h{criterion="faithfulness"} < '
+        f"{_number(config.min_faithfulness)}\n"
+        f"and on (criterion, judge) criterion_judge:llm_quality_score_count:increase1h >= {guard}",
+        for_="15m",
+        route="chat",
+        family="quality",
+        summary=f"Average faithfulness below {config.min_faithfulness:g} ({{{{ $labels.judge }}}})",
+        description=(
+            'Average faithfulness judged by {{ $labels.judge }} is {{ $value | printf "%.2f" }} over the last '
+            f"hour (threshold {config.min_faithfulness:g}, random sample, at least {guard} judged)."
+        ),
+        runbook=(
+            "1. Dashboard, Quality row: did relevance and completeness drop too (an app change) or only "
+            "faithfulness (grounding)? 2. Retrieval row: fewer documents or retriever errors leave answers "
+            "ungrounded. 3. In LangSmith, open the lowest faithfulness scores of the last hour "
+            "and read context "
+            "against answer. 4. Check recent prompt, model and index changes; a judge change appears as a new "
+            "judge label, not as a drop."
+        ),
+    )
+
+
+def _hallucination_alert(config: AlertConfig) -> dict[str, Any]:
+    """Hallucination share of the random sample; goes to review, as only reading the answers tells judge mistakes apart."""
+    guard = config.min_judged_samples
+    return _alert(
+        "LLMHallucinationRateHigh",
+        f"judge:llm_quality_hallucination_verdicts:yes_ratio_rate1h > {_number(config.hallucination_rate)}\n"
+        f"and on (judge) judge:llm_quality_hallucination_verdicts:increase1h >= {guard}",
+        for_="15m",
+        route="review",
+        family="quality",
+        summary=f"Hallucination rate above {_percent(config.hallucination_rate)} ({{{{ $labels.judge }}}})",
+        description=(
+            "{{ $value | humanizePercentage }} of randomly sampled answers judged by {{ $labels.judge }} were "
+            f"hallucinations over the last hour (threshold {_percent(config.hallucination_rate)}, at least "
+            f"{guard} judged)."
+        ),
+        runbook=(
+            "1. In LangSmith, filter the last hour's runs with hallucination feedback and review a handful by "
+            "hand: real hallucinations or judge mistakes? "
+            "2. Real: check retrieval (empty or off-topic context) "
+            "and recent prompt or model changes. 3. Judge mistakes: pin the previous judge prompt version and "
+            "keep the examples for the judge's evaluation set."
+        ),
+    )
+
+
+def _judge_failing_alert(config: AlertConfig) -> dict[str, Any]:
+    """Failed judge evaluations: a failing judge stores no scores, so the other quality alerts would just go quiet."""
+    guard = config.min_judged_samples
+    return _alert(
+        "LLMJudgeFailing",
+        f"judge:llm_judge_evaluations:error_ratio_rate1h > {_number(config.judge_error_rate)}\n"
+        f"and on (judge) judge:llm_judge_evaluations:increase1h >= {guard}",
+        for_="15m",
+        route="chat",
+        family="judge",
+        summary=f"Judge {{{{ $labels.judge }}}} failing over {_percent(config.judge_error_rate)} of the time",
+        description=(
+            "{{ $value | humanizePercentage }} of evaluations by {{ $labels.judge }} failed over the last hour "
+            f"(threshold {_percent(config.judge_error_rate)}); quality alerts go blind while the judge fails."
+        ),
+        runbook=(
+            "1. Dashboard, Judge health row: errors by error_type. "
+            "2. rate_limit or api: the judge's key, quota "
+            "and provider status; timeout: raise the judge timeout or lower its concurrency; parse or refusal: "
+            "the judge model changed behaviour, pin its version. 3. Failed evaluations are stored as missing, "
+            "never as scores: expect gaps, not a drop, in quality graphs."
+        ),
+    )
 
 
 def build_rules(config: AlertConfig | None = None) -> dict[str, Any]:

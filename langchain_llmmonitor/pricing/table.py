@@ -20,7 +20,9 @@ _PER_TOKEN = 1e-6  # prices are per million tokens
 # "openai/gpt-4o", "models/gemini-2.5-pro", Bedrock's "us.anthropic.claude-sonnet-4-20250514-v1:0"
 _PROVIDER_PREFIX = re.compile(r"^(?:[a-z0-9_.-]+/)+|^(?:[a-z]{2}\.)?(?:anthropic|meta|mistral|amazon|cohere|ai21)\.")
 # Only dated snapshots and version tags resolve to a base model: "gpt-5-pro" must not be priced as "gpt-5".
-_SNAPSHOT_SUFFIX = re.compile(r"^(?:[-@](?:\d{8}|\d{4}-\d{2}-\d{2}|\d{4}|latest|preview(?:-\d{2}-\d{2})?))?(?:-v\d+(?::\d+)?)?$")
+_SNAPSHOT_SUFFIX = re.compile(
+    r"^(?:[-@](?:\d{8}|\d{4}-\d{2}-\d{2}|\d{4}|latest|preview(?:-\d{2}-\d{2})?))?(?:-v\d+(?::\d+)?)?$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,11 @@ class PriceTable:
             if candidate in self._prices:
                 return self._prices[candidate]
             best = max(
-                (known for known in self._prices if candidate.startswith(known) and _SNAPSHOT_SUFFIX.match(candidate[len(known):])),
+                (
+                    known
+                    for known in self._prices
+                    if candidate.startswith(known) and _SNAPSHOT_SUFFIX.match(candidate[len(known) :])
+                ),
                 key=len,
                 default=None,
             )

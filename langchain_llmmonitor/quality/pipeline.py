@@ -273,4 +273,3 @@ class QualityPipeline(Worker[EvaluationJob]):
             self._log.info("quality_eval", **fields)
         else:
             self._log.warning("quality_eval", error=outcome.error, **fields)
-

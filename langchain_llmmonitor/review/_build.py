@@ -23,18 +23,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..core.feedback import judge_feedback_id
-from ..core.records import utcnow
+from ..core.records import EvaluationRecord, UserFeedbackRecord, utcnow
 from ..core.vocabulary import SCORE_KEYS
 from ..storage.store import Store
-from ._drift import DEFAULT_MIN_SAMPLES, DriftAssessment, Sample, _mean_and_interval, assess, daily_trend
+from ._drift import DEFAULT_MIN_SAMPLES, DriftAssessment, JudgeChange, Sample, _mean_and_interval, assess, daily_trend
 from ._model import (
     CRITERIA,
     CriterionReview,
@@ -58,6 +58,9 @@ from ._records import (
     judged_from_store,
     rating_from_store,
 )
+
+if TYPE_CHECKING:
+    from ._langsmith import RemoteData
 
 HISTORY_FACTOR = 2
 MAX_COMMENTS = 10
@@ -87,70 +90,24 @@ def build_review(
     LangSmith reads (None: only on a terminal). The result depends only on the data and `seed`.
     """
     until = until or utcnow()
-    if until.tzinfo is None:
-        raise ValueError("until must be timezone-aware")
-    if since <= timedelta(0) or baseline_weeks < 1 or not 0 < alpha < 1:
-        raise ValueError("since must be positive, baseline_weeks >= 1 and alpha in (0, 1)")
-    if langsmith_client is not None and not project:
-        raise ValueError("reading LangSmith needs the project name")
+    _check_arguments(until, since, baseline_weeks, alpha, langsmith_client, project)
     window_start = until - since
     display_start = window_start - baseline_weeks * since
     history_start = window_start - HISTORY_FACTOR * baseline_weeks * since
-
-    with _opened(store) as db:
-        evaluations = list(db.evaluations(history_start, until))
-        user_records = list(db.user_feedback(history_start, until))
-        usage, invocation_count = _usage(db, evaluations, window_start, display_start, until, since)
-        store_name = db.location
-    judged = [judged_from_store(record) for record in evaluations if record.status == "success"]
-    ratings = [rating_from_store(record) for record in user_records]
-    linker = RunLinker(langsmith_url, template=run_url_template, default_project=project)
-    remote = None
-    if langsmith_client is not None:
-        from ._langsmith import fetch
-
-        known = {judge_feedback_id(record.id, key) for record in evaluations for key in SCORE_KEYS}
-        known |= {record.id for record in user_records}
-        remote = fetch(langsmith_client, project, history_start, until, known_ids=known, progress=progress)
-        judged += remote.judged
-        ratings += remote.ratings
-        linker = RunLinker(
-            langsmith_url,
-            template=run_url_template,
-            tenant_id=remote.tenant_id,
-            project_ids={project: remote.project_id} if remote.project_id else None,
-            default_project=project,
-        )
+    local = _read_store(store, history_start, window_start, display_start, until, since)
+    remote = _read_langsmith(langsmith_client, project, history_start, until, local, progress)
+    judged = local.judged + (remote.judged if remote is not None else [])
+    ratings = local.ratings + (remote.ratings if remote is not None else [])
+    linker = _run_linker(langsmith_url, run_url_template, project, remote)
 
     verdict_alpha = alpha / len(CRITERIA)
     criteria = tuple(
         _criterion(spec, judged, window_start, display_start, until, baseline_weeks, verdict_alpha, min_samples, seed)
         for spec in CRITERIA
     )
-    unique_changes = {(c.at, c.previous_key, c.judge_key): c for r in criteria for c in r.assessment.judge_changes}
-    judge_changes = tuple(sorted(unique_changes.values(), key=lambda change: change.at))
     in_window = [j for j in judged if window_start <= j.at < until]
-    forced = _forced(in_window, criteria)
     feedback = _user_feedback(ratings, window_start, display_start, until, linker)
     worst_samples = _worst(in_window, worst, linker)
-    sources = Sources(
-        store=store_name,
-        evaluations=sum(1 for record in evaluations if record.created_at >= display_start),
-        user_feedback=sum(1 for record in user_records if record.created_at >= display_start),
-        invocations=invocation_count,
-        langsmith_project=project if remote is not None else None,
-        langsmith_runs=remote.runs if remote else 0,
-        langsmith_feedback_merged=remote.merged if remote else 0,
-        langsmith_feedback_already_local=remote.already_local if remote else 0,
-        langsmith_feedback_other_keys=remote.other_keys if remote else 0,
-        run_links=linker.quality,
-    )
-    verdicts = [criterion.verdict for criterion in criteria]
-    status: Status = "ok"
-    if "degraded" in verdicts:
-        status = "degraded"
-    elif all(verdict == "not_enough_samples" for verdict in verdicts):
-        status = "not_enough_samples"
     review = Review(
         generated_at=utcnow(),
         window_start=window_start,
@@ -159,17 +116,136 @@ def build_review(
         baseline_weeks=baseline_weeks,
         alpha=alpha,
         verdict_alpha=verdict_alpha,
-        status=status,
+        status=_status(criteria),
         highlights=(),
         criteria=criteria,
-        judge_changes=judge_changes,
-        forced=forced,
+        judge_changes=_judge_changes(criteria),
+        forced=_forced(in_window, criteria),
         user_feedback=feedback,
         worst_samples=worst_samples,
-        usage=usage,
-        sources=sources,
+        usage=local.usage,
+        sources=_sources(local, display_start, project, remote, linker),
     )
     return replace(review, highlights=tuple(_highlights(review)))
+
+
+def _check_arguments(
+    until: datetime, since: timedelta, baseline_weeks: int, alpha: float, langsmith_client: Any, project: str | None
+) -> None:
+    """Fail before reading anything, rather than after a long LangSmith read."""
+    if until.tzinfo is None:
+        raise ValueError("until must be timezone-aware")
+    if since <= timedelta(0) or baseline_weeks < 1 or not 0 < alpha < 1:
+        raise ValueError("since must be positive, baseline_weeks >= 1 and alpha in (0, 1)")
+    if langsmith_client is not None and not project:
+        raise ValueError("reading LangSmith needs the project name")
+
+
+@dataclass(frozen=True)
+class _StoreRecords:
+    """What the review needs from the local store: raw records (for counts and LangSmith dedup) and their views."""
+
+    location: str
+    evaluations: list[EvaluationRecord]
+    user_feedback: list[UserFeedbackRecord]
+    judged: list[Judged]
+    ratings: list[Rating]
+    usage: UsageSummary
+    invocations: int
+
+
+def _read_store(
+    store: Store | str | Path,
+    history_start: datetime,
+    window_start: datetime,
+    display_start: datetime,
+    until: datetime,
+    period: timedelta,
+) -> _StoreRecords:
+    """Read everything in one go, so that a store opened from a path or URL is closed before the analysis."""
+    with _opened(store) as db:
+        evaluations = list(db.evaluations(history_start, until))
+        user_feedback = list(db.user_feedback(history_start, until))
+        usage, invocations = _usage(db, evaluations, window_start, display_start, until, period)
+        location = db.location
+    return _StoreRecords(
+        location=location,
+        evaluations=evaluations,
+        user_feedback=user_feedback,
+        judged=[judged_from_store(record) for record in evaluations if record.status == "success"],
+        ratings=[rating_from_store(record) for record in user_feedback],
+        usage=usage,
+        invocations=invocations,
+    )
+
+
+def _read_langsmith(
+    client: Any,
+    project: str | None,
+    history_start: datetime,
+    until: datetime,
+    local: _StoreRecords,
+    progress: bool | None,
+) -> RemoteData | None:
+    """Scores and ratings only LangSmith has (None without a client); ids the store holds are skipped, not doubled."""
+    if client is None:
+        return None
+    from ._langsmith import fetch
+
+    known = {judge_feedback_id(record.id, key) for record in local.evaluations for key in SCORE_KEYS}
+    known |= {record.id for record in local.user_feedback}
+    return fetch(client, project, history_start, until, known_ids=known, progress=progress)
+
+
+def _run_linker(langsmith_url: str, template: str | None, project: str | None, remote: RemoteData | None) -> RunLinker:
+    """Exact run links need the tenant and project ids that only a LangSmith read returns; else best-effort links."""
+    if remote is None:
+        return RunLinker(langsmith_url, template=template, default_project=project)
+    return RunLinker(
+        langsmith_url,
+        template=template,
+        tenant_id=remote.tenant_id,
+        project_ids={project: remote.project_id} if remote.project_id else None,
+        default_project=project,
+    )
+
+
+def _status(criteria: Sequence[CriterionReview]) -> Status:
+    """One word for the whole review: degraded if any criterion is, unknown only if every criterion lacks samples."""
+    verdicts = [criterion.verdict for criterion in criteria]
+    if "degraded" in verdicts:
+        return "degraded"
+    if all(verdict == "not_enough_samples" for verdict in verdicts):
+        return "not_enough_samples"
+    return "ok"
+
+
+def _judge_changes(criteria: Sequence[CriterionReview]) -> tuple[JudgeChange, ...]:
+    """Every criterion sees the same judge switch; list each switch once, oldest first."""
+    unique_changes = {(c.at, c.previous_key, c.judge_key): c for r in criteria for c in r.assessment.judge_changes}
+    return tuple(sorted(unique_changes.values(), key=lambda change: change.at))
+
+
+def _sources(
+    local: _StoreRecords,
+    display_start: datetime,
+    project: str | None,
+    remote: RemoteData | None,
+    linker: RunLinker,
+) -> Sources:
+    """Where the numbers came from. Call it after every run link is made: one that fell back makes all best-effort."""
+    return Sources(
+        store=local.location,
+        evaluations=sum(1 for record in local.evaluations if record.created_at >= display_start),
+        user_feedback=sum(1 for record in local.user_feedback if record.created_at >= display_start),
+        invocations=local.invocations,
+        langsmith_project=project if remote is not None else None,
+        langsmith_runs=remote.runs if remote else 0,
+        langsmith_feedback_merged=remote.merged if remote else 0,
+        langsmith_feedback_already_local=remote.already_local if remote else 0,
+        langsmith_feedback_other_keys=remote.other_keys if remote else 0,
+        run_links=linker.quality,
+    )
 
 
 @contextmanager
@@ -476,4 +552,3 @@ def _usage_line(usage: UsageSummary, word: str) -> str:
         f"p95 latency {versus(now.latency_p95, base and base.latency_p95, '{:.2f} s')}; "
         f"cost {versus(now.cost_usd, base and base.cost_usd, '${:,.2f}')}, judge ${now.judge_cost_usd:,.2f}."
     )
-

@@ -22,7 +22,7 @@ _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_since(text: str) -> timedelta:
-    """"7d", "2w", "24h" -> a timedelta."""
+    """ "7d", "2w", "24h" -> a timedelta."""
     match = _DURATION.match(text)
     if not match or int(match.group(1)) == 0:
         raise argparse.ArgumentTypeError(f"expected a duration like 7d, 2w or 24h, got {text!r}")

@@ -1,4 +1,8 @@
-"""The review as a self-contained HTML page (plots as inline base64 PNG) and a Markdown twin (tables, no plots).
+"""The review as a report: what each section says (`build_report`), its plots, and the two files it is written to.
+
+`build_report` turns a `Review` into sections of plain blocks (`_sections`), once; the self-contained HTML page (plots
+as inline base64 PNG) and its Markdown twin (the same tables and lists, no plots) both render from them, so the two
+cannot drift apart.
 
 Plots use matplotlib's object API on the Agg canvas (`Figure` + `FigureCanvasAgg`): no pyplot, so no global backend
 switch, no GUI, nothing shared between threads. One figure per criterion (daily trend with its 95% band and the forced
@@ -8,16 +12,36 @@ ratings. The page has no scripts and no external resources, so it can be mailed,
 
 from __future__ import annotations
 
-import base64
-import html
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable
 from datetime import date, datetime, time, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._deps import require_review_extra
-from ._model import CriterionReview, ReportPaths, Review
+from ._model import CriterionReview, ReportPaths, Review, WorstSample
+from ._sections import (
+    Block,
+    Bullets,
+    Details,
+    Figure,
+    Heading,
+    Inline,
+    Line,
+    Link,
+    Note,
+    Paragraph,
+    Report,
+    Section,
+    Span,
+    Table,
+    to_html,
+    to_markdown,
+)
+
+if TYPE_CHECKING:
+    from ._drift import DriftAssessment
 
 SECTIONS = (
     ("summary", "What changed and what to look at"),
@@ -42,13 +66,38 @@ _TEXT_LIMIT = 300
 
 def write_report(review: Review, out_dir: str | Path) -> ReportPaths:
     """Write review-YYYY-MM-DD.html and .md (dated by the window's end) into `out_dir`, created if missing."""
+    require_review_extra()
+    report = build_report(review)
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"review-{review.window_end:%Y-%m-%d}"
     paths = ReportPaths(html=directory / f"{stem}.html", markdown=directory / f"{stem}.md")
-    paths.html.write_text(render_html(review), encoding="utf-8")
-    paths.markdown.write_text(render_markdown(review), encoding="utf-8")
+    paths.html.write_text(to_html(report), encoding="utf-8")
+    paths.markdown.write_text(to_markdown(report), encoding="utf-8")
     return paths
+
+
+def render_html(review: Review) -> str:
+    """The whole page as one string; plots are rendered here."""
+    require_review_extra()
+    return to_html(build_report(review))
+
+
+def render_markdown(review: Review) -> str:
+    """The same sections as the HTML page, as Markdown tables and lists (the plots are in the HTML)."""
+    return to_markdown(build_report(review))
+
+
+def build_report(review: Review) -> Report:
+    """Every section of the report, in `SECTIONS` order, as blocks both formats render."""
+    word = review.period_word
+    return Report(
+        title="LLM quality review",
+        page_title=f"LLM quality review {review.window_start:%Y-%m-%d} to {review.window_end:%Y-%m-%d}",
+        subtitle=f"{_when(review.window_start)} to {_when(review.window_end)} against the {review.baseline_weeks} "
+        f"preceding {word}s · generated {_when(review.generated_at)}",
+        sections=tuple(Section(key, title, tuple(_SECTION_BLOCKS[key](review))) for key, title in SECTIONS),
+    )
 
 
 # Formatting ---------------------------------------------------------------------------------------------------------
@@ -85,6 +134,20 @@ def _clip(text: str | None, limit: int = _TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _rate_with_interval(rate: float | None, low: float | None, high: float | None) -> str:
+    if rate is None:
+        return "–"
+    return f"{rate:.1%} [{(low or 0):.1%}, {(high or 0):.1%}]"
+
+
 def _money(value: float) -> str:
     return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:,.4f}"
 
@@ -93,35 +156,15 @@ def _seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f} s"
 
 
-def _verdict_rows(review: Review) -> list[list[str]]:
-    rows = []
-    for c in review.criteria:
-        a = c.assessment
-        interval = f"{_change(a.difference, c.kind)} [{_change(a.ci_low, c.kind)}, {_change(a.ci_high, c.kind)}]"
-        if a.difference is None:
-            interval = "–"
-        p_value = a.p_better if a.verdict == "improved" else a.p_worse
-        if a.chart_signal_at is not None:
-            chart = f"signal {_day(a.chart_signal_at)}"
-        else:
-            chart = "no signal" if a.chart_limit is not None else "not run"
-        forced = f"{a.forced_n}" + (f" (mean {_level(a.forced_mean, c.kind)})" if a.forced_n else "")
-        rows.append(
-            [
-                c.label,
-                _VERDICT_WORDS[a.verdict],
-                f"{_level(a.current_mean, c.kind)} (n={a.current_n})",
-                f"{_level(a.baseline_mean, c.kind)} (n={a.baseline_n})",
-                interval,
-                f"{a.test} {_p(p_value)}",
-                chart,
-                forced,
-            ]
-        )
-    return rows
+# Sections -----------------------------------------------------------------------------------------------------------
 
 
-_VERDICT_HEADER = [
+def _summary_blocks(review: Review) -> list[Block]:
+    status = Span(_STATUS_WORDS[review.status], style=f"status status-{review.status}", strong=True)
+    return [Paragraph((status,)), Bullets(tuple((line,) for line in review.highlights))]
+
+
+_VERDICT_HEADER = (
     "Criterion",
     "Verdict",
     "This {word} (random)",
@@ -130,75 +173,234 @@ _VERDICT_HEADER = [
     "Mean-shift test",
     "EWMA chart",
     "Forced (not compared)",
-]
+)
 
 
-def _usage_rows(review: Review) -> list[list[str]]:
-    now, base = review.usage.current, review.usage.baseline
-
-    def row(label: str, pick: Any, fmt: Any) -> list[str]:
-        return [label, fmt(pick(now)), fmt(pick(base)) if base is not None else "–"]
-
-    def count(value: float) -> str:
-        return f"{value:,.0f}"
-
-    def rate(value: float | None) -> str:
-        return "–" if value is None else f"{value:.1%}"
-
-    stats: list[tuple[str, Any, Any]] = [
-        ("Invocations", lambda s: s.invocations, count),
-        ("Errors", lambda s: s.errors, count),
-        ("Error rate", lambda s: s.error_rate, rate),
-        ("Prompt tokens", lambda s: s.prompt_tokens, count),
-        ("Completion tokens", lambda s: s.completion_tokens, count),
-        ("Cost (priced calls)", lambda s: s.cost_usd, _money),
-        ("Invocations without a price", lambda s: s.unpriced, count),
-        ("Latency p50", lambda s: s.latency_p50, _seconds),
-        ("Latency p90", lambda s: s.latency_p90, _seconds),
-        ("Latency p95", lambda s: s.latency_p95, _seconds),
-        ("Latency p99", lambda s: s.latency_p99, _seconds),
-        ("Judge evaluations", lambda s: s.judge_evaluations, count),
-        ("Judge errors", lambda s: s.judge_errors, count),
-        ("Judge cost", lambda s: s.judge_cost_usd, _money),
+def _verdict_blocks(review: Review) -> list[Block]:
+    header = tuple(h.format(word=review.period_word) for h in _VERDICT_HEADER)
+    alpha = f"Each verdict at alpha {review.verdict_alpha:.4g} ({review.alpha:g} across all {len(review.criteria)})."
+    blocks: list[Block] = [
+        Table(header, tuple(_verdict_row(c) for c in review.criteria)),
+        Note((alpha,)),
+        Bullets(tuple(_labelled(c.label, c.summary) for c in review.criteria)),
     ]
-    return [row(label, pick, fmt) for label, pick, fmt in stats]
+    notes = tuple(_labelled(c.label, note) for c in review.criteria for note in c.assessment.notes)
+    if notes:
+        blocks += [Paragraph(("Notes:",)), Bullets(notes)]
+    return blocks
 
 
-def _worst_rows(review: Review) -> list[dict[str, str]]:
+def _verdict_row(criterion: CriterionReview) -> tuple[Inline, ...]:
+    a, kind = criterion.assessment, criterion.kind
+    interval = "–"
+    if a.difference is not None:
+        interval = f"{_change(a.difference, kind)} [{_change(a.ci_low, kind)}, {_change(a.ci_high, kind)}]"
+    p_value = a.p_better if a.verdict == "improved" else a.p_worse
+    if a.chart_signal_at is not None:
+        chart = f"signal {_day(a.chart_signal_at)}"
+    else:
+        chart = "no signal" if a.chart_limit is not None else "not run"
+    return (
+        criterion.label,
+        Span(_VERDICT_WORDS[a.verdict], style=f"verdict-{a.verdict}"),
+        f"{_level(a.current_mean, kind)} (n={a.current_n})",
+        f"{_level(a.baseline_mean, kind)} (n={a.baseline_n})",
+        interval,
+        f"{a.test} {_p(p_value)}",
+        chart,
+        f"{a.forced_n}" + (f" (mean {_level(a.forced_mean, kind)})" if a.forced_n else ""),
+    )
+
+
+def _labelled(label: str, text: str) -> Line:
+    return (Span(label, strong=True), f": {text}")
+
+
+def _criteria_blocks(review: Review) -> list[Block]:
+    return [block for criterion in review.criteria for block in _criterion_blocks(review, criterion)]
+
+
+def _criterion_blocks(review: Review, criterion: CriterionReview) -> list[Block]:
+    """The plot, and under it the numbers it draws: the distribution and each day of this period."""
+    caption = (
+        f"Shaded: this {review.period_word}; dashed red lines: judge changes; pink: periods left out of the baseline "
+        "as degraded; crosses: forced samples (not in the trend)."
+    )
+    figure = Figure(
+        anchor=f"criterion-{criterion.name}",
+        alt=f"{criterion.label}: daily trend, distribution and EWMA chart",
+        png=partial(_criterion_figure, review, criterion),
+        caption=caption,
+    )
+    numbers = (_distribution_table(review, criterion), _daily_table(review, criterion))
+    return [
+        Heading(criterion.label),
+        Paragraph((criterion.summary,)),
+        figure,
+        Details("Distribution and daily numbers", numbers),
+    ]
+
+
+def _distribution_table(review: Review, criterion: CriterionReview) -> Table:
+    distribution = criterion.distribution
+    counts = zip(distribution.levels, distribution.current, distribution.baseline, strict=True)
+    rows = tuple((level, str(now), str(base)) for level, now, base in counts)
+    return Table(("Level", f"This {review.period_word}", "Baseline"), rows)
+
+
+def _daily_table(review: Review, criterion: CriterionReview) -> Table:
+    kind = criterion.kind
+    forced_by_day = {p.day: p for p in criterion.forced_trend}
     rows = []
-    for s in review.worst_samples:
-        scores = "/".join("–" if v is None else f"{v:g}" for v in (s.faithfulness, s.relevance, s.completeness))
-        hallucination = {True: "yes", False: "no", None: "–"}[s.hallucination]
+    for p in criterion.trend:
+        if p.day < review.window_start.date():
+            continue
+        forced = forced_by_day.get(p.day)
         rows.append(
-            {
-                "when": _when(s.at),
-                "scores": scores,
-                "hallucination": hallucination,
-                "sampling": s.sampling if s.sampling == "random" else f"forced ({s.sample_reason})",
-                "question": _clip(s.question),
-                "answer": _clip(s.answer),
-                "reason": _clip(s.reason),
-                "url": s.url,
-                "run_id": s.run_id,
-            }
+            (
+                _day(p.day),
+                str(p.n),
+                f"{_level(p.mean, kind)} [{_level(p.ci_low, kind)}, {_level(p.ci_high, kind)}]",
+                str(forced.n) if forced else "0",
+                _level(forced.mean, kind) if forced else "–",
+            )
         )
-    return rows
+    return Table(("Day", "Random n", "Mean [95% CI]", "Forced n", "Forced mean"), tuple(rows))
 
 
-def _method_lines(review: Review) -> list[str]:
-    sources = review.sources
+def _judge_change_blocks(review: Review) -> list[Block]:
+    if not review.judge_changes:
+        return [Paragraph(("No judge change in the history reviewed.",))]
+    rows = tuple((_when(c.at), c.previous_key, c.judge_key) for c in review.judge_changes)
+    note = (
+        "Scores of different judges are never compared: each verdict uses only the judge that scored this period, "
+        "so its baseline restarts at a change."
+    )
+    return [Table(("When", "From", "To"), rows), Note((note,))]
+
+
+def _forced_blocks(review: Review) -> list[Block]:
+    forced, word = review.forced, review.period_word
+    if not forced.n:
+        return [Paragraph((f"No forced evaluations this {word}.",))]
+    intro = (
+        f"{forced.n} evaluations this {word} were forced (always-evaluate rules), not sampled at random. "
+        "They are kept out of the trends and verdicts, and shown here."
+    )
+    reasons = tuple((reason, str(count)) for reason, count in forced.by_reason.items())
+    means = [(name, _level(value, "score")) for name, value in forced.mean_scores.items()]
+    means.append(("hallucination rate", _level(forced.hallucination_rate, "rate")))
+    return [
+        Paragraph((intro,)),
+        Table(("Reason", "Evaluations"), reasons),
+        Table(("Criterion", "Mean of forced samples"), tuple(means)),
+    ]
+
+
+def _feedback_blocks(review: Review) -> list[Block]:
+    feedback, word = review.user_feedback, review.period_word
+    blocks: list[Block] = [Table(("", "Ratings", "Thumbs down", "Thumbs-down share [95% CI]"), _feedback_rows(review))]
+    if feedback.from_langsmith:
+        blocks.append(Note((f"{feedback.from_langsmith} of these ratings came from LangSmith.",)))
+    blocks.append(Figure(anchor="feedback-trend", alt="Daily thumbs-down share", png=partial(_feedback_figure, review)))
+    if not feedback.comments:
+        return [*blocks, Paragraph((f"No comments this {word}.",))]
+    comments = tuple(
+        (f"{'👎' if c.negative else '👍'} {_when(c.at)}: “{_clip(c.comment)}” (", Link("run", c.url), ")")
+        for c in feedback.comments
+    )
+    return [*blocks, Paragraph((f"Comments this {word}, negative first:",)), Bullets(comments)]
+
+
+def _feedback_rows(review: Review) -> tuple[tuple[str, ...], ...]:
+    f = review.user_feedback
+    return (
+        (f"This {review.period_word}", str(f.n), str(f.negative), _rate_with_interval(f.rate, f.ci_low, f.ci_high)),
+        (
+            "Baseline",
+            str(f.baseline_n),
+            str(f.baseline_negative),
+            _rate_with_interval(f.baseline_rate, f.baseline_ci_low, f.baseline_ci_high),
+        ),
+    )
+
+
+_WORST_HEADER = ("When", "Faithf./Relev./Compl.", "Halluc.", "Sampling", "Question", "Answer", "Judge's reason", "Run")
+
+
+def _worst_blocks(review: Review) -> list[Block]:
+    ranking = Note(("Ranked by the mean of the three 1-5 scores, a hallucination counting one point off.",))
+    if not review.worst_samples:
+        return [Paragraph((f"No evaluations this {review.period_word}.",)), ranking]
+    return [Table(_WORST_HEADER, tuple(_worst_row(s) for s in review.worst_samples)), ranking]
+
+
+def _worst_row(sample: WorstSample) -> tuple[Inline, ...]:
+    scores = (sample.faithfulness, sample.relevance, sample.completeness)
+    sampling = sample.sampling if sample.sampling == "random" else f"forced ({sample.sample_reason})"
+    return (
+        _when(sample.at),
+        "/".join("–" if v is None else f"{v:g}" for v in scores),
+        {True: "yes", False: "no", None: "–"}[sample.hallucination],
+        sampling,
+        _clip(sample.question),
+        _clip(sample.answer),
+        _clip(sample.reason),
+        Link(sample.run_id[:8], sample.url),
+    )
+
+
+def _usage_blocks(review: Review) -> list[Block]:
+    word, usage = review.period_word, review.usage
+    baseline = f"Baseline, per {word}" if usage.baseline is not None else "Baseline"
+    note = (
+        "From the store's root invocations (all statuses). Baseline: averages over the "
+        f"{usage.baseline_periods} preceding periods with traffic; its latency percentiles pool them."
+    )
+    return [Table(("", f"This {word}", baseline), _usage_rows(review)), Note((note,))]
+
+
+# (row label, UsageStats field, how to show it)
+_USAGE_STATS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("Invocations", "invocations", _count),
+    ("Errors", "errors", _count),
+    ("Error rate", "error_rate", _share),
+    ("Prompt tokens", "prompt_tokens", _count),
+    ("Completion tokens", "completion_tokens", _count),
+    ("Cost (priced calls)", "cost_usd", _money),
+    ("Invocations without a price", "unpriced", _count),
+    ("Latency p50", "latency_p50", _seconds),
+    ("Latency p90", "latency_p90", _seconds),
+    ("Latency p95", "latency_p95", _seconds),
+    ("Latency p99", "latency_p99", _seconds),
+    ("Judge evaluations", "judge_evaluations", _count),
+    ("Judge errors", "judge_errors", _count),
+    ("Judge cost", "judge_cost_usd", _money),
+)
+
+
+def _usage_rows(review: Review) -> tuple[tuple[str, str, str], ...]:
+    now, base = review.usage.current, review.usage.baseline
+    return tuple(
+        (label, show(getattr(now, field)), show(getattr(base, field)) if base is not None else "–")
+        for label, field, show in _USAGE_STATS
+    )
+
+
+def _method_blocks(review: Review) -> list[Block]:
+    sources, word = review.sources, review.period_word
     lines = [
         f"Window: {_when(review.window_start)} to {_when(review.window_end)}; baseline: the {review.baseline_weeks} "
         f"preceding periods of the same length, minus periods already judged degraded, and only samples from the "
-        f"judge (name, model, prompt version) that scored this {review.period_word}.",
+        f"judge (name, model, prompt version) that scored this {word}.",
         "Trends and verdicts use random samples only. Forced samples (judged because of an error or negative "
         "feedback) would make a week with more complaints look worse for a reason that is not drift; they are shown "
         "apart.",
         f"Verdicts: a one-sided mean-shift test (Welch t for scores, Fisher mid-p for the hallucination rate) with a "
         f"bootstrap 95% interval of the difference, and a one-sided EWMA control chart (lambda 0.05) whose limit is "
         f"bootstrapped from the baseline. Each verdict has alpha {review.verdict_alpha:.4g}, so a stable "
-        f"{review.period_word} gets any \"degraded\" with probability at most {review.alpha:g}. A criterion with fewer "
-        f"random samples than needed this {review.period_word} or in its baseline says \"not enough samples\" instead "
+        f'{word} gets any "degraded" with probability at most {review.alpha:g}. A criterion with fewer '
+        f'random samples than needed this {word} or in its baseline says "not enough samples" instead '
         f"of guessing.",
         f"Data: {sources.evaluations} evaluations, {sources.user_feedback} user ratings and {sources.invocations} "
         f"invocations from the store {sources.store}.",
@@ -216,7 +418,20 @@ def _method_lines(review: Review) -> list[str]:
             "Run links are best effort: the store knows project names, not the organisation and project ids "
             "LangSmith's web app addresses runs by. Review with --langsmith-project for exact links."
         )
-    return lines
+    return [Bullets(tuple((line,) for line in lines))]
+
+
+_SECTION_BLOCKS: dict[str, Callable[[Review], list[Block]]] = {
+    "summary": _summary_blocks,
+    "verdicts": _verdict_blocks,
+    "criteria": _criteria_blocks,
+    "judge-changes": _judge_change_blocks,
+    "forced": _forced_blocks,
+    "user-feedback": _feedback_blocks,
+    "worst": _worst_blocks,
+    "usage": _usage_blocks,
+    "method": _method_blocks,
+}
 
 
 # Plots --------------------------------------------------------------------------------------------------------------
@@ -226,13 +441,13 @@ def _noon(day: date) -> datetime:
     return datetime.combine(day, time(12), tzinfo=timezone.utc)
 
 
-def _png(figure: Any) -> str:
+def _png(figure: Any) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
 def _shade_windows(axis: Any, review: Review) -> None:
@@ -244,28 +459,46 @@ def _shade_windows(axis: Any, review: Review) -> None:
                      label="judge change" if index == 0 else None)  # fmt: skip
 
 
-def _criterion_figure(review: Review, criterion: CriterionReview) -> str:
+def _date_axis(axis: Any, review: Review) -> None:
+    """The time axis both trend plots share: the displayed history, dated, on a light grid."""
     import matplotlib.dates as mdates
-    from matplotlib.figure import Figure
 
-    scale = 100.0 if criterion.kind == "rate" else 1.0
-    unit = " (%)" if criterion.kind == "rate" else " (1-5)"
-    figure = Figure(figsize=(11, 6.2), layout="constrained")
+    axis.set_xlim(review.display_start, review.window_end)
+    axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    axis.grid(alpha=0.3)
+
+
+def _criterion_figure(review: Review, criterion: CriterionReview) -> bytes:
+    """The daily trend and the distribution side by side, over the EWMA chart."""
+    import matplotlib.figure
+
+    figure = matplotlib.figure.Figure(figsize=(11, 6.2), layout="constrained")
     grid = figure.add_gridspec(2, 3, height_ratios=[3, 2])
-    trend_axis = figure.add_subplot(grid[0, :2])
-    distribution_axis = figure.add_subplot(grid[0, 2])
-    chart_axis = figure.add_subplot(grid[1, :])
+    _plot_trend(figure.add_subplot(grid[0, :2]), review, criterion)
+    _plot_distribution(figure.add_subplot(grid[0, 2]), review, criterion)
+    _plot_ewma(figure.add_subplot(grid[1, :]), review, criterion.assessment)
+    return _png(figure)
 
-    _shade_windows(trend_axis, review)
+
+def _plot_trend(axis: Any, review: Review, criterion: CriterionReview) -> None:
+    """Daily means of the random samples with their 95% band; forced samples as crosses, outside the trend."""
+    scale = 100.0 if criterion.kind == "rate" else 1.0
+    # The band is clipped to the scale: a day's interval can overshoot it.
+    floor, ceiling = (0.0, 100.0) if criterion.kind == "rate" else (1.0, 5.0)
+    _shade_windows(axis, review)
     for start, end in criterion.assessment.quarantined_periods:
-        trend_axis.axvspan(max(start, review.display_start), end, color="#f8d7da", zorder=0)
+        axis.axvspan(max(start, review.display_start), end, color="#f8d7da", zorder=0)
     points = [p for p in criterion.trend if p.mean is not None]
-    days = [_noon(p.day) for p in points]
-    means = [p.mean * scale for p in points]
-    trend_axis.plot(days, means, marker="o", markersize=3, color="#1f5fa8", label="daily mean, random samples")
+    axis.plot(
+        [_noon(p.day) for p in points],
+        [p.mean * scale for p in points],  # type: ignore[operator]
+        marker="o",
+        markersize=3,
+        color="#1f5fa8",
+        label="daily mean, random samples",
+    )
     banded = [p for p in points if p.ci_low is not None and p.ci_high is not None]
-    floor, ceiling = (0.0, 100.0) if criterion.kind == "rate" else (1.0, 5.0)  # a day's interval can overshoot the scale
-    trend_axis.fill_between(
+    axis.fill_between(
         [_noon(p.day) for p in banded],
         [max(floor, p.ci_low * scale) for p in banded],  # type: ignore[operator]
         [min(ceiling, p.ci_high * scale) for p in banded],  # type: ignore[operator]
@@ -275,7 +508,7 @@ def _criterion_figure(review: Review, criterion: CriterionReview) -> str:
     )
     forced = [p for p in criterion.forced_trend if p.mean is not None]
     if forced:
-        trend_axis.scatter(
+        axis.scatter(
             [_noon(p.day) for p in forced],
             [p.mean * scale for p in forced],  # type: ignore[operator]
             marker="x",
@@ -284,15 +517,16 @@ def _criterion_figure(review: Review, criterion: CriterionReview) -> str:
             zorder=4,
         )
     if criterion.assessment.baseline_mean is not None:
-        trend_axis.axhline(criterion.assessment.baseline_mean * scale, color="#555555", linewidth=0.8, linestyle=":",
-                           label="baseline mean")  # fmt: skip
-    trend_axis.set_title(f"{criterion.label}: daily trend — verdict: {_VERDICT_WORDS[criterion.verdict]}")
-    trend_axis.set_ylabel(criterion.label + unit)
-    trend_axis.set_xlim(review.display_start, review.window_end)
-    trend_axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
-    trend_axis.legend(loc="best", fontsize=7, ncols=2, framealpha=0.8)
-    trend_axis.grid(alpha=0.3)
+        axis.axhline(criterion.assessment.baseline_mean * scale, color="#555555", linewidth=0.8, linestyle=":",
+                     label="baseline mean")  # fmt: skip
+    axis.set_title(f"{criterion.label}: daily trend — verdict: {_VERDICT_WORDS[criterion.verdict]}")
+    axis.set_ylabel(criterion.label + (" (%)" if criterion.kind == "rate" else " (1-5)"))
+    _date_axis(axis, review)
+    axis.legend(loc="best", fontsize=7, ncols=2, framealpha=0.8)
 
+
+def _plot_distribution(axis: Any, review: Review, criterion: CriterionReview) -> None:
+    """Share of each level this period against the baseline's, as paired bars."""
     distribution = criterion.distribution
     total_now, total_base = sum(distribution.current) or 1, sum(distribution.baseline) or 1
     positions = range(len(distribution.levels))
@@ -301,39 +535,42 @@ def _criterion_figure(review: Review, criterion: CriterionReview) -> str:
         (0.2, distribution.current, total_now, "#e0a100", f"this {review.period_word}"),
     ):
         heights = [100 * count / total for count in counts]
-        label = f"{label} (n={sum(counts)})"
-        distribution_axis.bar([x + offset for x in positions], heights, 0.4, color=color, label=label)
-    distribution_axis.set_xticks(list(positions), distribution.levels)
-    distribution_axis.set_ylabel("% of random samples")
-    distribution_axis.set_title("Distribution")
-    distribution_axis.legend(fontsize=7)
-
-    a = criterion.assessment
-    if a.chart:
-        chart_axis.axvspan(review.window_start, review.window_end, color="#ffd54f", alpha=0.3, zorder=0)
-        chart_axis.plot([p.timestamp for p in a.chart], [p.ewma for p in a.chart], color="#333333", linewidth=1)
-        if a.chart_limit is not None:
-            chart_axis.axhline(a.chart_limit, color="#b00020", linestyle="--", linewidth=1, label="control limit")
-        if a.chart_signal_at is not None:
-            chart_axis.axvline(a.chart_signal_at, color="#b00020", linewidth=1.5, label="signal")
-        chart_axis.set_title("EWMA of standardised random samples (baseline, then this period), one-sided limit")
-        chart_axis.set_ylabel("baseline sd")
-        chart_axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
-        chart_axis.legend(loc="lower left", fontsize=7)
-        chart_axis.grid(alpha=0.3)
-    else:
-        chart_axis.axis("off")
-        reason = "not enough samples" if a.verdict == "not_enough_samples" else "no spread in the baseline"
-        chart_axis.text(0.5, 0.5, f"EWMA chart not run: {reason}", ha="center", va="center")
-    return _png(figure)
+        axis.bar([x + offset for x in positions], heights, 0.4, color=color, label=f"{label} (n={sum(counts)})")
+    axis.set_xticks(list(positions), distribution.levels)
+    axis.set_ylabel("% of random samples")
+    axis.set_title("Distribution")
+    axis.legend(fontsize=7)
 
 
-def _feedback_figure(review: Review) -> str:
+def _plot_ewma(axis: Any, review: Review, assessment: DriftAssessment) -> None:
+    """The EWMA over baseline then this period with its limit and signal, or why the chart was not run."""
     import matplotlib.dates as mdates
-    from matplotlib.figure import Figure
+
+    if not assessment.chart:
+        axis.axis("off")
+        reason = "not enough samples" if assessment.verdict == "not_enough_samples" else "no spread in the baseline"
+        axis.text(0.5, 0.5, f"EWMA chart not run: {reason}", ha="center", va="center")
+        return
+    axis.axvspan(review.window_start, review.window_end, color="#ffd54f", alpha=0.3, zorder=0)
+    chart = assessment.chart
+    axis.plot([p.timestamp for p in chart], [p.ewma for p in chart], color="#333333", linewidth=1)
+    if assessment.chart_limit is not None:
+        axis.axhline(assessment.chart_limit, color="#b00020", linestyle="--", linewidth=1, label="control limit")
+    if assessment.chart_signal_at is not None:
+        axis.axvline(assessment.chart_signal_at, color="#b00020", linewidth=1.5, label="signal")
+    axis.set_title("EWMA of standardised random samples (baseline, then this period), one-sided limit")
+    axis.set_ylabel("baseline sd")
+    axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    axis.legend(loc="lower left", fontsize=7)
+    axis.grid(alpha=0.3)
+
+
+def _feedback_figure(review: Review) -> bytes:
+    """Daily thumbs-down share with its 95% band, over the number of ratings per day."""
+    import matplotlib.figure
 
     feedback = review.user_feedback
-    figure = Figure(figsize=(11, 3.4), layout="constrained")
+    figure = matplotlib.figure.Figure(figsize=(11, 3.4), layout="constrained")
     axis = figure.add_subplot()
     _shade_windows(axis, review)
     points = [p for p in feedback.trend if p.mean is not None]
@@ -355,315 +592,7 @@ def _feedback_figure(review: Review) -> str:
     axis.set_zorder(counts.get_zorder() + 1)
     axis.patch.set_visible(False)
     axis.set_ylabel("thumbs down (%)")
-    axis.set_xlim(review.display_start, review.window_end)
-    axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    _date_axis(axis, review)
     axis.set_title("User ratings: daily thumbs-down share")
     axis.legend(loc="upper left", fontsize=7)
-    axis.grid(alpha=0.3)
     return _png(figure)
-
-
-# HTML ---------------------------------------------------------------------------------------------------------------
-
-_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
-       color: #222; line-height: 1.45; padding: 0 1rem; }
-h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2rem; }
-.meta { color: #666; margin-top: 0; }
-.status { display: inline-block; padding: 0.2rem 0.7rem; border-radius: 4px; font-weight: 600; }
-.status-degraded { background: #fde2e4; color: #8a0015; } .status-ok { background: #def5e3; color: #185a2b; }
-.status-not_enough_samples { background: #eee; color: #444; }
-table { border-collapse: collapse; width: 100%; font-size: 0.9rem; margin: 0.6rem 0; }
-th, td { border: 1px solid #ddd; padding: 0.3rem 0.45rem; text-align: left; vertical-align: top; }
-th { background: #f5f5f5; }
-.verdict-degraded { color: #8a0015; font-weight: 600; } .verdict-improved { color: #185a2b; }
-.verdict-not_enough_samples { color: #666; font-style: italic; }
-figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption, .note { color: #555; font-size: 0.88rem; }
-ul.highlights li { margin-bottom: 0.35rem; }
-"""
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], *, raw: bool = False) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c if raw else _e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _link(url: str, text: str) -> str:
-    if not url.startswith(("https://", "http://")):
-        return _e(text)
-    return f'<a href="{_e(url)}" rel="noopener">{_e(text)}</a>'
-
-
-def render_html(review: Review) -> str:
-    """The whole page as one string; plots are rendered here."""
-    require_review_extra()
-    word = review.period_word
-    parts = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>LLM quality review {review.window_start:%Y-%m-%d} to {review.window_end:%Y-%m-%d}</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        "<h1>LLM quality review</h1>",
-        f'<p class="meta">{_e(_when(review.window_start))} to {_e(_when(review.window_end))} against the '
-        f"{review.baseline_weeks} preceding {word}s · generated {_e(_when(review.generated_at))}</p>",
-    ]
-    titles = dict(SECTIONS)
-
-    def section(key: str, body: str) -> None:
-        parts.append(f'<section id="{key}"><h2>{_e(titles[key])}</h2>{body}</section>')
-
-    items = "".join(f"<li>{_e(line)}</li>" for line in review.highlights)
-    section(
-        "summary",
-        f'<p><span class="status status-{review.status}">{_e(_STATUS_WORDS[review.status])}</span></p>'
-        f'<ul class="highlights">{items}</ul>',
-    )
-
-    header = [h.format(word=word) for h in _VERDICT_HEADER]
-    rows = _verdict_rows(review)
-    body_rows = []
-    for criterion, row in zip(review.criteria, rows, strict=True):
-        cells = [_e(c) for c in row]
-        cells[1] = f'<span class="verdict-{criterion.verdict}">{cells[1]}</span>'
-        body_rows.append(cells)
-    notes = "".join(
-        f"<li><b>{_e(c.label)}</b>: {_e(note)}</li>" for c in review.criteria for note in c.assessment.notes
-    )
-    summaries = "".join(f"<li><b>{_e(c.label)}</b>: {_e(c.summary)}</li>" for c in review.criteria)
-    section(
-        "verdicts",
-        _table(header, body_rows, raw=True)
-        + f'<p class="note">Each verdict at alpha {review.verdict_alpha:.4g} '
-        f"({review.alpha:g} across all {len(review.criteria)}).</p><ul>{summaries}</ul>"
-        + (f"<p>Notes:</p><ul>{notes}</ul>" if notes else ""),
-    )
-
-    figures = []
-    for criterion in review.criteria:
-        image = _criterion_figure(review, criterion)
-        figures.append(
-            f'<figure id="criterion-{_e(criterion.name)}"><img src="data:image/png;base64,{image}" '
-            f'alt="{_e(criterion.label)}: daily trend, distribution and EWMA chart">'
-            f"<figcaption>{_e(criterion.summary)}. Shaded: this {word}; dashed red lines: judge changes; pink: "
-            f"periods left out of the baseline as degraded; crosses: forced samples (not in the trend).</figcaption>"
-            f"</figure>"
-        )
-    section("criteria", "".join(figures))
-
-    if review.judge_changes:
-        change_rows = [[_when(c.at), c.previous_key, c.judge_key] for c in review.judge_changes]
-        judge_body = _table(["When", "From", "To"], change_rows) + (
-            '<p class="note">Scores of different judges are never compared: each verdict uses only the judge that '
-            "scored this period, so its baseline restarts at a change.</p>"
-        )
-    else:
-        judge_body = "<p>No judge change in the history reviewed.</p>"
-    section("judge-changes", judge_body)
-
-    forced = review.forced
-    if forced.n:
-        reason_rows = [[reason, str(count)] for reason, count in forced.by_reason.items()]
-        means = [[name, _level(value, "score")] for name, value in forced.mean_scores.items()]
-        means.append(["hallucination rate", _level(forced.hallucination_rate, "rate")])
-        forced_body = (
-            f"<p>{forced.n} evaluations this {word} were forced (always-evaluate rules), not sampled at random. "
-            "They are kept out of the trends and verdicts, and shown here.</p>"
-            + _table(["Reason", "Evaluations"], reason_rows)
-            + _table(["Criterion", "Mean of forced samples"], means)
-        )
-    else:
-        forced_body = f"<p>No forced evaluations this {word}.</p>"
-    section("forced", forced_body)
-
-    feedback = review.user_feedback
-    comment_items = "".join(
-        f"<li>{'👎' if c.negative else '👍'} {_e(_when(c.at))}: “{_e(_clip(c.comment))}” "
-        f"({_link(c.url, 'run')})</li>"
-        for c in feedback.comments
-    )
-    feedback_body = _table(_FEEDBACK_HEADER, _feedback_rows(review))
-    if feedback.from_langsmith:
-        feedback_body += f'<p class="note">{feedback.from_langsmith} of these ratings came from LangSmith.</p>'
-    feedback_body += (
-        f'<figure id="feedback-trend"><img src="data:image/png;base64,{_feedback_figure(review)}" '
-        'alt="Daily thumbs-down share"></figure>'
-    )
-    if comment_items:
-        feedback_body += f"<p>Comments this {word}, negative first:</p><ul>{comment_items}</ul>"
-    else:
-        feedback_body += f"<p>No comments this {word}.</p>"
-    section("user-feedback", feedback_body)
-
-    worst_rows = [
-        [
-            _e(r["when"]),
-            _e(r["scores"]),
-            _e(r["hallucination"]),
-            _e(r["sampling"]),
-            _e(r["question"]),
-            _e(r["answer"]),
-            _e(r["reason"]),
-            _link(r["url"], r["run_id"][:8]),
-        ]
-        for r in _worst_rows(review)
-    ]
-    section(
-        "worst",
-        (
-            _table(
-                ["When", "Faithf./Relev./Compl.", "Halluc.", "Sampling", "Question", "Answer", "Judge's reason", "Run"],
-                worst_rows,
-                raw=True,
-            )
-            if worst_rows
-            else f"<p>No evaluations this {word}.</p>"
-        )
-        + '<p class="note">Ranked by the mean of the three 1-5 scores, a hallucination counting one point off.</p>',
-    )
-
-    baseline_label = f"Baseline, per {word}" if review.usage.baseline is not None else "Baseline"
-    section(
-        "usage",
-        _table(["", f"This {word}", baseline_label], _usage_rows(review))
-        + '<p class="note">From the store\'s root invocations (all statuses). Baseline: averages over the '
-        f"{review.usage.baseline_periods} preceding periods with traffic; its latency percentiles pool them.</p>",
-    )
-    section("method", "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in _method_lines(review)) + "</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-_FEEDBACK_HEADER = ["", "Ratings", "Thumbs down", "Thumbs-down share [95% CI]"]
-
-
-def _feedback_rows(review: Review) -> list[list[str]]:
-    f = review.user_feedback
-    return [
-        [f"This {review.period_word}", str(f.n), str(f.negative), _rate_with_interval(f.rate, f.ci_low, f.ci_high)],
-        [
-            "Baseline",
-            str(f.baseline_n),
-            str(f.baseline_negative),
-            _rate_with_interval(f.baseline_rate, f.baseline_ci_low, f.baseline_ci_high),
-        ],
-    ]
-
-
-def _rate_with_interval(rate: float | None, low: float | None, high: float | None) -> str:
-    if rate is None:
-        return "–"
-    return f"{rate:.1%} [{(low or 0):.1%}, {(high or 0):.1%}]"
-
-
-# Markdown -----------------------------------------------------------------------------------------------------------
-
-
-def _md_cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-    return lines + [""]
-
-
-def render_markdown(review: Review) -> str:
-    """The same sections as the HTML page, as Markdown tables and lists (the plots are in the HTML)."""
-    word = review.period_word
-    titles = dict(SECTIONS)
-    out = [
-        "# LLM quality review",
-        "",
-        f"{_when(review.window_start)} to {_when(review.window_end)} against the {review.baseline_weeks} preceding "
-        f"{word}s. Plots: see the HTML report.",
-        "",
-        f"## {titles['summary']}",
-        "",
-        f"**{_STATUS_WORDS[review.status]}**",
-        "",
-    ]
-    out += [f"- {line}" for line in review.highlights] + [""]
-
-    out += [f"## {titles['verdicts']}", ""]
-    out += _md_table([h.format(word=word) for h in _VERDICT_HEADER], _verdict_rows(review))
-    out += [f"Each verdict at alpha {review.verdict_alpha:.4g} ({review.alpha:g} across all).", ""]
-    for criterion in review.criteria:
-        for note in criterion.assessment.notes:
-            out.append(f"- {criterion.label}: {note}")
-    out.append("")
-
-    out += [f"## {titles['criteria']}", ""]
-    for criterion in review.criteria:
-        out += [f"### {criterion.label}", "", criterion.summary, ""]
-        distribution = criterion.distribution
-        counts = zip(distribution.levels, distribution.current, distribution.baseline, strict=True)
-        rows = [[level, str(now), str(base)] for level, now, base in counts]
-        out += _md_table(["Level", f"This {word}", "Baseline"], rows)
-        days = [p for p in criterion.trend if p.day >= review.window_start.date()]
-        forced_by_day = {p.day: p for p in criterion.forced_trend}
-        out += _md_table(
-            ["Day", "Random n", "Mean [95% CI]", "Forced n", "Forced mean"],
-            [
-                [
-                    _day(p.day),
-                    str(p.n),
-                    f"{_level(p.mean, criterion.kind)} [{_level(p.ci_low, criterion.kind)}, "
-                    f"{_level(p.ci_high, criterion.kind)}]",
-                    str(forced_by_day[p.day].n) if p.day in forced_by_day else "0",
-                    _level(forced_by_day[p.day].mean, criterion.kind) if p.day in forced_by_day else "–",
-                ]
-                for p in days
-            ],
-        )
-
-    out += [f"## {titles['judge-changes']}", ""]
-    if review.judge_changes:
-        changes = [[_when(c.at), c.previous_key, c.judge_key] for c in review.judge_changes]
-        out += _md_table(["When", "From", "To"], changes)
-        out += ["Scores of different judges are never compared: baselines restart at a change.", ""]
-    else:
-        out += ["No judge change in the history reviewed.", ""]
-
-    out += [f"## {titles['forced']}", ""]
-    forced = review.forced
-    if forced.n:
-        out += [f"{forced.n} forced evaluations this {word}, kept out of the trends and verdicts.", ""]
-        out += _md_table(["Reason", "Evaluations"], [[r, str(n)] for r, n in forced.by_reason.items()])
-        means = [[name, _level(value, "score")] for name, value in forced.mean_scores.items()]
-        means.append(["hallucination rate", _level(forced.hallucination_rate, "rate")])
-        out += _md_table(["Criterion", "Mean"], means)
-    else:
-        out += [f"No forced evaluations this {word}.", ""]
-
-    feedback = review.user_feedback
-    out += [f"## {titles['user-feedback']}", ""]
-    out += _md_table(_FEEDBACK_HEADER, _feedback_rows(review))
-    for c in feedback.comments:
-        thumb = "thumbs down" if c.negative else "thumbs up"
-        out.append(f'- {thumb}, {_when(c.at)}: "{_clip(c.comment)}" ([run]({c.url}))')
-    out.append("")
-
-    out += [f"## {titles['worst']}", ""]
-    rows = _worst_rows(review)
-    if rows:
-        fields = ("when", "scores", "hallucination", "sampling", "question", "answer", "reason")
-        cells = [[*(r[name] for name in fields), f"[{r['run_id'][:8]}]({r['url']})"] for r in rows]
-        out += _md_table(["When", "F/R/C", "Halluc.", "Sampling", "Question", "Answer", "Judge's reason", "Run"], cells)
-    else:
-        out += [f"No evaluations this {word}.", ""]
-
-    out += [f"## {titles['usage']}", ""]
-    out += _md_table(["", f"This {word}", f"Baseline, per {word}"], _usage_rows(review))
-
-    out += [f"## {titles['method']}", ""]
-    out += [f"- {line}" for line in _method_lines(review)] + [""]
-    return "\n".join(out)
-

@@ -26,7 +26,7 @@ _MAX_LABEL_CHARS = 120
 class _Family:
     """A labelled metric whose children are cached, because `.labels()` costs a lock and a dict build."""
 
-    __slots__ = ("metric", "_children")
+    __slots__ = ("_children", "metric")
 
     def __init__(self, metric: Any) -> None:
         self.metric = metric
@@ -44,63 +44,155 @@ class MonitorMetrics:
     """The metric families on one registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Any:
-            metric = Counter(name, doc, labels, registry=registry)
-            return _Family(metric) if labels else metric
+        self._registry = registry
+        self._llm_calls()
+        self._invocations_and_steps()
+        self._quality()
+        self._feedback()
+        self._health()
 
-        def histogram(name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...]) -> _Family:
-            return _Family(Histogram(name, doc, labels, registry=registry, buckets=buckets))
+    def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Any:
+        metric = Counter(name, doc, labels, registry=self._registry)
+        return _Family(metric) if labels else metric
 
-        def gauge(name: str, doc: str, labels: tuple[str, ...] = (), mode: str = "livesum") -> Any:
-            metric = Gauge(name, doc, labels, registry=registry, multiprocess_mode=mode)
-            return _Family(metric) if labels else metric
+    def _histogram(self, name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...]) -> _Family:
+        return _Family(Histogram(name, doc, labels, registry=self._registry, buckets=buckets))
 
-        # Infrastructure: one LLM / chat-model call.
-        self.requests = counter("llm_requests_total", "LLM calls by model and outcome (success, error, cancelled).", ("model", "status"))
-        self.request_duration = histogram("llm_request_duration_seconds", "LLM call latency.", ("model",), LATENCY_BUCKETS)
-        self.time_to_first_token = histogram("llm_time_to_first_token_seconds", "Streaming LLM calls: time to the first token.", ("model",), TTFT_BUCKETS)
-        self.tokens = counter("llm_tokens_total", "Tokens by model and type (prompt, completion, cache_read, cache_creation, reasoning).", ("model", "type"))
+    def _gauge(self, name: str, doc: str, labels: tuple[str, ...] = (), mode: str = "livesum") -> Any:
+        metric = Gauge(name, doc, labels, registry=self._registry, multiprocess_mode=mode)
+        return _Family(metric) if labels else metric
+
+    def _llm_calls(self) -> None:
+        """Infrastructure: one LLM or chat-model call."""
+        counter, histogram, gauge = self._counter, self._histogram, self._gauge
+        self.requests = counter(
+            "llm_requests_total", "LLM calls by model and outcome (success, error, cancelled).", ("model", "status")
+        )
+        self.request_duration = histogram(
+            "llm_request_duration_seconds", "LLM call latency.", ("model",), LATENCY_BUCKETS
+        )
+        self.time_to_first_token = histogram(
+            "llm_time_to_first_token_seconds", "Streaming LLM calls: time to the first token.", ("model",), TTFT_BUCKETS
+        )
+        self.tokens = counter(
+            "llm_tokens_total",
+            "Tokens by model and type (prompt, completion, cache_read, cache_creation, reasoning).",
+            ("model", "type"),
+        )
         self.cost = counter("llm_cost_usd_total", "Cost of LLM calls in USD, from the price table.", ("model",))
-        self.unpriced = counter("llm_unpriced_requests_total", "LLM calls whose model is missing from the price table (cost unknown, not zero).", ("model",))
-        self.usage_missing = counter("llm_usage_missing_total", "LLM calls for which the provider reported no token usage.", ("model",))
+        self.unpriced = counter(
+            "llm_unpriced_requests_total",
+            "LLM calls whose model is missing from the price table (cost unknown, not zero).",
+            ("model",),
+        )
+        self.usage_missing = counter(
+            "llm_usage_missing_total", "LLM calls for which the provider reported no token usage.", ("model",)
+        )
         self.errors = counter("llm_errors_total", "Failed LLM calls by exception type.", ("model", "error_type"))
         self.active = gauge("llm_active_requests", "LLM calls in flight.")
 
-        # Whole invocations (the root run of each trace).
-        self.invocations = counter("llm_invocations_total", "Root invocations by name and outcome (success, error, cancelled, interrupted).", ("name", "status"))
-        self.invocation_duration = histogram("llm_invocation_duration_seconds", "End-to-end latency of root invocations.", ("name",), LATENCY_BUCKETS)
+    def _invocations_and_steps(self) -> None:
+        """Whole invocations (the root run of each trace), retrievers and tools."""
+        counter, histogram = self._counter, self._histogram
+        self.invocations = counter(
+            "llm_invocations_total",
+            "Root invocations by name and outcome (success, error, cancelled, interrupted).",
+            ("name", "status"),
+        )
+        self.invocation_duration = histogram(
+            "llm_invocation_duration_seconds", "End-to-end latency of root invocations.", ("name",), LATENCY_BUCKETS
+        )
 
-        # Retrieval and tools.
-        self.retriever_requests = counter("llm_retriever_requests_total", "Retriever calls by retriever and outcome.", ("retriever", "status"))
-        self.retriever_duration = histogram("llm_retriever_duration_seconds", "Retriever latency.", ("retriever",), FAST_BUCKETS)
-        self.retriever_documents = histogram("llm_retriever_documents", "Documents returned per retriever call.", ("retriever",), DOCUMENT_BUCKETS)
+        self.retriever_requests = counter(
+            "llm_retriever_requests_total", "Retriever calls by retriever and outcome.", ("retriever", "status")
+        )
+        self.retriever_duration = histogram(
+            "llm_retriever_duration_seconds", "Retriever latency.", ("retriever",), FAST_BUCKETS
+        )
+        self.retriever_documents = histogram(
+            "llm_retriever_documents", "Documents returned per retriever call.", ("retriever",), DOCUMENT_BUCKETS
+        )
         self.tool_calls = counter("llm_tool_calls_total", "Tool calls by tool and outcome.", ("tool", "status"))
         self.tool_duration = histogram("llm_tool_duration_seconds", "Tool latency.", ("tool",), FAST_BUCKETS)
 
-        # Quality: sampled traces scored by a judge off the request path. `sampling` is "random" for the
-        # rate-based sample (what trends and alerts use) and "forced" for always-evaluate rules.
-        self.quality_samples = counter("llm_quality_samples_total", "Traces chosen for evaluation, by reason (rate, metadata, tag, error, feedback).", ("reason",))
-        self.quality_score = histogram("llm_quality_score", "Judge scores (1-5) by criterion.", ("criterion", "judge", "sampling"), SCORE_BUCKETS)
-        self.hallucination_verdicts = counter("llm_quality_hallucination_verdicts_total", "Judge hallucination verdicts (yes, no).", ("judge", "sampling", "verdict"))
-        self.judge_evaluations = counter("llm_judge_evaluations_total", "Judge evaluations by outcome (success, error, cached).", ("judge", "status"))
-        self.judge_errors = counter("llm_judge_errors_total", "Judge failures by kind (timeout, parse, refusal, rate_limit, api, other).", ("judge", "error_type"))
-        self.judge_duration = histogram("llm_judge_duration_seconds", "Judge latency per evaluation.", ("judge",), LATENCY_BUCKETS)
+    def _quality(self) -> None:
+        """Sampled traces scored by a judge off the request path. `sampling` is "random" for the rate-based sample
+        (what trends and alerts use) and "forced" for always-evaluate rules."""
+        counter, histogram, gauge = self._counter, self._histogram, self._gauge
+        self.quality_samples = counter(
+            "llm_quality_samples_total",
+            "Traces chosen for evaluation, by reason (rate, metadata, tag, error, feedback).",
+            ("reason",),
+        )
+        self.quality_score = histogram(
+            "llm_quality_score", "Judge scores (1-5) by criterion.", ("criterion", "judge", "sampling"), SCORE_BUCKETS
+        )
+        self.hallucination_verdicts = counter(
+            "llm_quality_hallucination_verdicts_total",
+            "Judge hallucination verdicts (yes, no).",
+            ("judge", "sampling", "verdict"),
+        )
+        self.judge_evaluations = counter(
+            "llm_judge_evaluations_total", "Judge evaluations by outcome (success, error, cached).", ("judge", "status")
+        )
+        self.judge_errors = counter(
+            "llm_judge_errors_total",
+            "Judge failures by kind (timeout, parse, refusal, rate_limit, api, other).",
+            ("judge", "error_type"),
+        )
+        self.judge_duration = histogram(
+            "llm_judge_duration_seconds", "Judge latency per evaluation.", ("judge",), LATENCY_BUCKETS
+        )
         self.judge_queue_depth = gauge("llm_judge_queue_depth", "Evaluations waiting for a judge worker.")
-        self.judge_dropped = counter("llm_judge_dropped_total", "Evaluations not run, by reason (queue_full, budget, shutdown).", ("reason",))
-        self.judge_tokens = counter("llm_judge_tokens_total", "Tokens spent by the judge (not the application).", ("judge", "type"))
-        self.judge_cost = counter("llm_judge_cost_usd_total", "Cost of the judge in USD (not the application).", ("judge",))
+        self.judge_dropped = counter(
+            "llm_judge_dropped_total", "Evaluations not run, by reason (queue_full, budget, shutdown).", ("reason",)
+        )
+        self.judge_tokens = counter(
+            "llm_judge_tokens_total", "Tokens spent by the judge (not the application).", ("judge", "type")
+        )
+        self.judge_cost = counter(
+            "llm_judge_cost_usd_total", "Cost of the judge in USD (not the application).", ("judge",)
+        )
 
-        # User feedback and its delivery to LangSmith.
+    def _feedback(self) -> None:
+        """User feedback and its delivery to LangSmith."""
+        counter, gauge = self._counter, self._gauge
         self.user_feedback = counter("llm_user_feedback_total", "User feedback received, by rating.", ("rating",))
-        self.outbox_pending = gauge("llm_feedback_outbox_pending", "Feedback items stored but not yet delivered to LangSmith.", mode="livemax")
-        self.feedback_delivered = counter("llm_feedback_delivered_total", "Feedback items delivered to LangSmith, by kind (judge, user).", ("kind",))
-        self.feedback_delivery_failures = counter("llm_feedback_delivery_failures_total", "Failed delivery attempts to LangSmith (retried), by reason.", ("reason",))
+        self.outbox_pending = gauge(
+            "llm_feedback_outbox_pending", "Feedback items stored but not yet delivered to LangSmith.", mode="livemax"
+        )
+        self.feedback_delivered = counter(
+            "llm_feedback_delivered_total", "Feedback items delivered to LangSmith, by kind (judge, user).", ("kind",)
+        )
+        self.feedback_delivery_failures = counter(
+            "llm_feedback_delivery_failures_total",
+            "Failed delivery attempts to LangSmith (retried), by reason.",
+            ("reason",),
+        )
 
-        # The monitor's own health.
-        self.handler_errors = counter("llm_monitor_handler_errors_total", "Callback events the monitor failed to process (the chain was not affected).", ("event",))
-        self.runs_expired = counter("llm_monitor_runs_expired_total", "Runs that never ended (cancelled streams, killed tasks) and were aged out.", ("kind",))
-        self.runs_evicted = counter("llm_monitor_runs_evicted_total", "Runs forgotten before they were old enough to expire: the table was full (capacity) or the monitor closed (closed).", ("kind", "reason"))
-        self.dropped = counter("llm_monitor_dropped_total", "Records that never reached the store, by what (invocation, evaluation) and why (queue_full, shutdown, store_error).", ("what", "reason"))
+    def _health(self) -> None:
+        """The monitor's own health: its failures, runs it gave up on, records that never reached the store."""
+        counter = self._counter
+        self.handler_errors = counter(
+            "llm_monitor_handler_errors_total",
+            "Callback events the monitor failed to process (the chain was not affected).",
+            ("event",),
+        )
+        self.runs_expired = counter(
+            "llm_monitor_runs_expired_total",
+            "Runs that never ended (cancelled streams, killed tasks) and were aged out.",
+            ("kind",),
+        )
+        self.runs_evicted = counter(
+            "llm_monitor_runs_evicted_total",
+            "Runs forgotten before they were old enough to expire: the table was full (capacity) or the monitor closed (closed).",
+            ("kind", "reason"),
+        )
+        self.dropped = counter(
+            "llm_monitor_dropped_total",
+            "Records that never reached the store, by what (invocation, evaluation) and why (queue_full, shutdown, store_error).",
+            ("what", "reason"),
+        )
 
 
 _lock = threading.Lock()

@@ -13,8 +13,8 @@ import math
 import socket
 import sys
 import threading
-import uuid
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field

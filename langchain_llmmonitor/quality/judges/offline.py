@@ -11,6 +11,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ...core.judging import EvaluationInput, Scores, Verdict
 
@@ -18,23 +19,185 @@ _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
 _COMBINING_MARKS = re.compile(r"[\u0300-\u036f]")
 
 _STOPWORDS = frozenset(
-    """a an the and or but if of to in on at by for with from as is are was were be been being it its this that these
-    those he she they them his her hers their theirs there here who whom whose which what when where why how do does did
-    done has have had not no yes i you we us our your my me mine so than then also too very can could would should will
-    shall may might must about into onto over under after before between both either neither all any each few more most
-    other some such only own same just one st nd rd th s t d ll re ve m""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "he",
+        "she",
+        "they",
+        "them",
+        "his",
+        "her",
+        "hers",
+        "their",
+        "theirs",
+        "there",
+        "here",
+        "who",
+        "whom",
+        "whose",
+        "which",
+        "what",
+        "when",
+        "where",
+        "why",
+        "how",
+        "do",
+        "does",
+        "did",
+        "done",
+        "has",
+        "have",
+        "had",
+        "not",
+        "no",
+        "yes",
+        "i",
+        "you",
+        "we",
+        "us",
+        "our",
+        "your",
+        "my",
+        "me",
+        "mine",
+        "so",
+        "than",
+        "then",
+        "also",
+        "too",
+        "very",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "about",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "after",
+        "before",
+        "between",
+        "both",
+        "either",
+        "neither",
+        "all",
+        "any",
+        "each",
+        "few",
+        "more",
+        "most",
+        "other",
+        "some",
+        "such",
+        "only",
+        "own",
+        "same",
+        "just",
+        "one",
+        "st",
+        "nd",
+        "rd",
+        "th",
+        "s",
+        "t",
+        "d",
+        "ll",
+        "re",
+        "ve",
+        "m",
+    ]
 )
 _FRAMING_WORDS = frozenset(
-    """answer answers answered question context passage passages document documents text information provided provide
-    provides according based mentioned mention states stated say says said given""".split()
+    [
+        "answer",
+        "answers",
+        "answered",
+        "question",
+        "context",
+        "passage",
+        "passages",
+        "document",
+        "documents",
+        "text",
+        "information",
+        "provided",
+        "provide",
+        "provides",
+        "according",
+        "based",
+        "mentioned",
+        "mention",
+        "states",
+        "stated",
+        "say",
+        "says",
+        "said",
+        "given",
+    ]
 )
 """Words an answer uses to talk about the task itself ("according to the context, the answer is ..."): not claims."""
 
 _NUMBER_WORDS = {
     word: str(value)
     for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
     )
 }
 _HEDGES = re.compile(
@@ -59,7 +222,27 @@ _JUDGE_INSTRUCTIONS = re.compile(
     re.I,
 )
 """Text in an answer addressed to whoever grades it: scored as unsupported, never obeyed or rewarded."""
-_YES_NO_OPENERS = frozenset("is are was were do does did can could has have had will would should shall may".split())
+_YES_NO_OPENERS = frozenset(
+    [
+        "is",
+        "are",
+        "was",
+        "were",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "has",
+        "have",
+        "had",
+        "will",
+        "would",
+        "should",
+        "shall",
+        "may",
+    ]
+)
 _NUMERIC_CUES = re.compile(
     r"\b(?:how (?:many|much|old|long|far|tall|big|large|high)|(?:what|which) (?:year|age|date)|when)\b", re.I
 )
@@ -152,7 +335,7 @@ def ground(item: EvaluationInput) -> Grounding:
 
     content, unsupported, question_only = [], [], []
     restated = 0
-    for surface, word in zip(answer_surface, answer_tokens):
+    for surface, word in zip(answer_surface, answer_tokens, strict=True):
         if not _is_content(word):
             continue
         content.append(surface)
@@ -198,7 +381,7 @@ def _is_content(word: str) -> bool:
 
 
 def _pairs(tokens: list[str]) -> set[tuple[str, str]]:
-    return set(zip(tokens, tokens[1:]))
+    return set(pairwise(tokens))
 
 
 def _faithfulness(score: float, grounding: Grounding) -> int:

@@ -91,7 +91,9 @@ class OpenAIJudge:
         except JudgeError as error:  # the reply was useless, but it was paid for
             error.usage = usage
             raise
-        return Verdict(scores=scores, judge=self.name, model=self.model, prompt_version=self.prompt_version, usage=usage)
+        return Verdict(
+            scores=scores, judge=self.name, model=self.model, prompt_version=self.prompt_version, usage=usage
+        )
 
     def close(self) -> None:
         """Close the HTTP connections of a client this judge built; a client passed in stays its owner's to close."""

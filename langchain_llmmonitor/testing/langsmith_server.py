@@ -1,4 +1,5 @@
-"""A LangSmith-compatible HTTP server for tests, spoken to by the real `langsmith.Client` over real HTTP.
+"""A local LangSmith-compatible HTTP server, so an app's tests can check the feedback and runs it sends to LangSmith
+without a LangSmith account or network: the real `langsmith.Client` talks to it over real HTTP.
 
 Why a server and not mocks: what breaks in production is the SDK's own machinery (background batching, zstd-compressed
 multipart ingestion, transport retries, presigned tokens, stale keep-alive connections after an outage), and a mock of
@@ -10,8 +11,8 @@ the client skips all of it. This fake stores what it receives in memory, lets te
         client.flush()
         assert server.feedback[0]["score"] == 1
 
-As a separate process (`python -m tests.fakes.langsmith_server --port 0` prints its URL; its state is served under
-`/_test/`), driven from tests by `FakeLangSmithProcess`, which can also kill it outright.
+As a separate process (`python -m langchain_llmmonitor.testing.langsmith_server --port 0` prints its URL; its state is
+served under `/_test/`), driven from tests by `FakeLangSmithProcess`, which can also kill it outright.
 
 What the SDK (langsmith 0.15.1) does here, and how this fake answers:
 - `GET /info` carries ALL keys of `batch_ingest_config` (a partial one kills the SDK's sender thread), a version above
@@ -68,11 +69,10 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-import zstandard
+import zstandard  # no extra dependency: every langsmith since 0.3 requires it to compress traces
 
 if TYPE_CHECKING:
     from langsmith import Client
@@ -100,7 +100,6 @@ FEEDBACK_EDITABLE_FIELDS = ("score", "value", "correction", "comment")
 CONTROL_PREFIX = "/_test/"
 # Reachable without an API key: a browser holding only a presigned URL submits feedback through these.
 PUBLIC_ENDPOINTS = frozenset({"GET /info", "POST /feedback/tokens/{id}", "GET /feedback/tokens/{id}"})
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class _HttpError(Exception):
@@ -185,10 +184,10 @@ def _parse_multipart(body: bytes, content_type: str) -> list[tuple[str, str, byt
         head, separator, data = segment.removeprefix(b"\r\n").partition(b"\r\n\r\n")
         if not separator:
             raise _HttpError(422, "multipart part without headers")
-        headers = dict(
-            (key.strip().lower(), value.strip())
+        headers = {
+            key.strip().lower(): value.strip()
             for key, _, value in (line.partition(":") for line in head.decode().split("\r\n"))
-        )
+        }
         name = re.search(r'name="([^"]*)"', headers.get("content-disposition", ""))
         if not name:
             raise _HttpError(422, "multipart part without a name")
@@ -574,7 +573,7 @@ class FakeLangSmith:
             return call()
         except _HttpError as error:
             return _Reply(error.status, {"detail": error.detail})
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any bug of the fake becomes a 500 the test can see
             with self._state:
                 self._errors.append(traceback.format_exc())
             return _Reply(500, {"detail": f"fake LangSmith bug: {error!r}"})
@@ -1010,7 +1009,8 @@ def fast_client(
 
 
 class FakeLangSmithProcess:
-    """The fake in a child process (`python -m tests.fakes.langsmith_server`), inspected over its `/_test/` API.
+    """The fake in a child process (`python -m langchain_llmmonitor.testing.langsmith_server`), inspected over its
+    `/_test/` API.
 
     For tests where the server must outlive, or die independently of, the test process: `kill()` is a crash,
     `start()` afterwards brings it back on the same port with empty state.
@@ -1028,8 +1028,9 @@ class FakeLangSmithProcess:
         return f"http://127.0.0.1:{self._port}"
 
     def start(self) -> FakeLangSmithProcess:
-        command = [sys.executable, "-m", "tests.fakes.langsmith_server", "--port", str(self._port), *self._args]
-        process = subprocess.Popen(command, cwd=_REPO_ROOT, stdout=subprocess.PIPE, text=True)
+        module = "langchain_llmmonitor.testing.langsmith_server"
+        command = [sys.executable, "-m", module, "--port", str(self._port), *self._args]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert process.stdout is not None
         ready, _, _ = select.select([process.stdout], [], [], self._startup_timeout)
         line = process.stdout.readline().strip() if ready else ""
