@@ -38,7 +38,7 @@ class Monitor(CallbackHandler):
     """Production monitoring for any LangChain runnable: `chain.invoke(x, config={"callbacks": [Monitor()]})`.
 
     One instance can be shared by every request of an application, from threads and from asyncio tasks. After
-    `close()` (or the end of a `with` block) its callbacks do nothing, and runs still in flight are given up and
+    `close()` (or the end of a `with` block) LangChain no longer calls it, and runs still in flight are given up and
     counted (`llm_monitor_runs_evicted_total{reason="closed"}`).
     """
 
@@ -214,8 +214,7 @@ class Monitor(CallbackHandler):
         interpreter exit. True when every queued evaluation and invocation was finished."""
         if self._close_result is not None:
             return self._close_result
-        self._closed = True
-        self._runs.drain()  # runs still in flight give back their in-flight count, counted as evicted
+        self._stop_receiving()
         drained = self._quality.close(timeout)
         if self._writer is not None:  # after the judge pool: evaluations it finished may still be written
             drained = self._writer.close(timeout) and drained

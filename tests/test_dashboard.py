@@ -181,8 +181,7 @@ def _exported_series() -> dict[str, set[str]]:
     """Series names MonitorMetrics exposes, with their label names (plus `le` on buckets)."""
     metrics = MonitorMetrics(CollectorRegistry())
     series: dict[str, set[str]] = {}
-    for family in vars(metrics).values():
-        metric = getattr(family, "metric", family)
+    for metric in metrics.families():
         labels = set(metric._labelnames)  # prometheus_client keeps label names only privately
         suffixes = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}[metric._type]
         for suffix in suffixes:

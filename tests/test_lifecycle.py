@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ from typing import Any
 import pytest
 from langchain_core.prompts import ChatPromptTemplate
 
-from langchain_llmmonitor import Monitor, MonitorConfig, OfflineJudge, StoreConfig
+from langchain_llmmonitor import LangSmithConfig, Monitor, MonitorConfig, OfflineJudge, StoreConfig
 from langchain_llmmonitor.storage.store import Store
+from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, fast_client
 from langchain_llmmonitor.workers import QUEUE_FULL, SHUTDOWN, Worker
 
 from .conftest import fake_model, value
@@ -193,3 +195,37 @@ def test_monitor_close_is_idempotent_and_drains_the_store(tmp_path: Path, regist
     assert monitor.close(WAIT_S) is True
     assert stored_invocations(tmp_path / "m.db") == 5
     assert value(registry, "llm_monitor_dropped_total", what="invocation", reason="shutdown") == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_forwards_its_ratings_to_langsmith(tmp_path: Path, registry, logs):
+    """The forwarder, started in the parent, runs again in a forked child and delivers the child's ratings."""
+    with FakeLangSmith() as server:
+        client = fast_client(server.url, auto_batch_tracing=False)
+        config = MonitorConfig(langsmith=LangSmithConfig(project="support", poll_interval_seconds=0.05))
+        monitor = Monitor(
+            config,
+            registry=registry,
+            logger=logs.logger,
+            sample_rate=0.0,
+            store=tmp_path / "m.db",
+            langsmith_client=client,
+        )
+        assert monitor.forwarder is not None
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only; it never calls flush, its thread delivers
+            try:
+                config = {"callbacks": [monitor], "metadata": {"request_id": "child-1"}}
+                (PROMPT | fake_model()).invoke({"question": "from the child"}, config=config)
+                monitor.feedback("child-1", score=-1)
+                deadline = time.monotonic() + WAIT_S
+                while monitor.store.pending_count() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                os._exit(0 if monitor.store.pending_count() == 0 else 1)
+            except BaseException:  # noqa: BLE001 - a child must never return into pytest
+                os._exit(2)
+        assert monitor.forwarder.close(WAIT_S)  # the parent stops forwarding: only the child's thread can deliver
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert [item["key"] for item in server.feedback] == ["user_rating"]
+        monitor.close()

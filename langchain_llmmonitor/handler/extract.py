@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.usage import Usage
+
+
+def is_mapping(value: Any) -> bool:
+    """`isinstance(value, Mapping)`, without the ABC machinery for the dicts LangChain passes (this runs per event)."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+def is_sequence(value: Any) -> bool:
+    """`isinstance(value, Sequence)`, likewise fast for lists and tuples."""
+    return type(value) is list or type(value) is tuple or isinstance(value, Sequence)
+
 
 _MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name", "azure_deployment")
 
 
 def model_at_start(serialized: Any, metadata: Any, invocation_params: Any) -> str | None:
     """The model named by LangChain's tracing metadata, the call's parameters, or the model's constructor arguments."""
-    if isinstance(metadata, Mapping):
+    if is_mapping(metadata):
         name = metadata.get("ls_model_name")
         if isinstance(name, str) and name:
             return name
     name = _first_model_key(invocation_params)
-    if name is None and isinstance(serialized, Mapping):
+    if name is None and is_mapping(serialized):
         name = _first_model_key(serialized.get("kwargs"))
     return name
 
@@ -38,7 +49,7 @@ def model_at_end(response: Any) -> str | None:
 
 
 def _first_model_key(mapping: Any) -> str | None:
-    if isinstance(mapping, Mapping):
+    if is_mapping(mapping):
         for key in _MODEL_KEYS:
             value = mapping.get(key)
             if isinstance(value, str) and value:
@@ -64,7 +75,7 @@ def usage_of(response: Any) -> Usage | None:
     if total is not None:
         return total
     llm_output = getattr(response, "llm_output", None)
-    if isinstance(llm_output, Mapping):
+    if is_mapping(llm_output):
         for key in ("token_usage", "usage", "usage_metadata"):
             usage = _from_provider_usage(llm_output.get(key))
             if usage is not None:
@@ -72,7 +83,7 @@ def usage_of(response: Any) -> Usage | None:
     for choices in generations:
         for generation in choices or ():
             info = getattr(generation, "generation_info", None)
-            if isinstance(info, Mapping):
+            if is_mapping(info):
                 usage = _from_generation_info(info)
                 if usage is not None:
                     total = usage if total is None else _sum(total, usage)
@@ -104,12 +115,12 @@ def _int(value: Any) -> int:
 
 def _from_usage_metadata(metadata: Any) -> Usage | None:
     """LangChain's standard `UsageMetadata` (a TypedDict: plain dict at runtime)."""
-    if not isinstance(metadata, Mapping) or ("input_tokens" not in metadata and "output_tokens" not in metadata):
+    if not is_mapping(metadata) or ("input_tokens" not in metadata and "output_tokens" not in metadata):
         return None
     input_details = metadata.get("input_token_details")
     output_details = metadata.get("output_token_details")
-    input_details = input_details if isinstance(input_details, Mapping) else {}
-    output_details = output_details if isinstance(output_details, Mapping) else {}
+    input_details = input_details if is_mapping(input_details) else {}
+    output_details = output_details if is_mapping(output_details) else {}
     return Usage(
         prompt=_int(metadata.get("input_tokens")),
         completion=_int(metadata.get("output_tokens")),
@@ -121,13 +132,13 @@ def _from_usage_metadata(metadata: Any) -> Usage | None:
 
 def _from_provider_usage(usage: Any) -> Usage | None:
     """OpenAI-style (prompt/completion + details), Anthropic-style (input/output + cache counts, exclusive) or standard."""
-    if not isinstance(usage, Mapping):
+    if not is_mapping(usage):
         return None
     if "prompt_tokens" in usage or "completion_tokens" in usage:
         prompt_details = usage.get("prompt_tokens_details")
         completion_details = usage.get("completion_tokens_details")
-        prompt_details = prompt_details if isinstance(prompt_details, Mapping) else {}
-        completion_details = completion_details if isinstance(completion_details, Mapping) else {}
+        prompt_details = prompt_details if is_mapping(prompt_details) else {}
+        completion_details = completion_details if is_mapping(completion_details) else {}
         return Usage(
             prompt=_int(usage.get("prompt_tokens")),
             completion=_int(usage.get("completion_tokens")),

@@ -89,11 +89,15 @@ class Run:
 
 
 Entry = Run | Trace
-Forget = Callable[[Any, Entry, float, str], Any]  # (run id, entry, age in seconds, reason)
+Forget = Callable[[int, Entry, float, str], Any]  # (key, entry, age in seconds, reason)
 
 
 class RunTable:
-    """Entries by run id, with a sweep that forgets the oldest when they are too old or too many."""
+    """Entries by run id, with a sweep that forgets the oldest when they are too old or too many.
+
+    Keys are the run ids' 128-bit integers (`run_id.int`): hashing an int is a C call, hashing a UUID a Python one,
+    and a table lookup happens some thirty times per invocation.
+    """
 
     def __init__(
         self,
@@ -103,7 +107,12 @@ class RunTable:
         on_forget: Forget,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self._runs: dict[Any, Entry] = {}
+        self._runs: dict[int, Entry] = {}
+        # Lookups, insertions and removals are single dict operations, atomic under the GIL: the hot path takes no
+        # lock (only sweeps, which must not run twice at once, take one). `get` and `pop` are the dict's own, so a
+        # call costs no Python frame; `pop(key, None)` as for a dict.
+        self.get: Callable[[int], Entry | None] = self._runs.get
+        self.pop: Callable[[int, None], Entry | None] = self._runs.pop
         self._lock = threading.Lock()
         self._max_age = max_age_seconds
         self._max_runs = max_runs
@@ -112,29 +121,23 @@ class RunTable:
         self._on_forget = on_forget
         self._clock = clock
 
-    # get/add/link/pop are single dictionary operations, atomic under the GIL: the hot path takes no lock. Only
-    # sweeps, which must not run twice at once, take one.
-
-    def get(self, run_id: Any) -> Entry | None:
-        return self._runs.get(run_id)
-
-    def add(self, run_id: Any, run: Run) -> None:
-        """Track `run`; an entry already under `run_id` (a reused id) is handed back as expired."""
-        existing = self._runs.setdefault(run_id, run)
+    def add(self, key: int, run: Run) -> None:
+        """Track `run`; an entry already under `key` (a reused run id) is handed back as expired."""
+        existing = self._runs.setdefault(key, run)
         if existing is not run:
-            self._runs[run_id] = run
-            self._on_forget(run_id, existing, run.started - existing.started, AGE)
+            self._replace(key, run, existing, run.started)
         if run.started >= self._next_sweep or len(self._runs) > self._max_runs:
             self._sweep(run.started)
 
-    def link(self, run_id: Any, trace: Trace) -> None:
-        """Track a nested chain step of `trace`."""
-        self._runs[run_id] = trace
-        if len(self._runs) > self._max_runs:
-            self._sweep(self._clock())
+    def link(self, key: int, trace: Trace) -> None:
+        """Track a nested chain step of `trace` (swept with the rest)."""
+        existing = self._runs.setdefault(key, trace)
+        if existing is not trace:
+            self._replace(key, trace, existing, self._clock())
 
-    def pop(self, run_id: Any) -> Entry | None:
-        return self._runs.pop(run_id, None)
+    def _replace(self, key: int, entry: Entry, existing: Entry, now: float) -> None:
+        self._runs[key] = entry
+        self._on_forget(key, existing, now - existing.started, AGE)
 
     def sweep(self) -> int:
         """Forget what is due now; returns how many entries were forgotten."""
@@ -146,16 +149,16 @@ class RunTable:
         with self._lock:
             entries = list(self._runs.items())
             self._runs.clear()
-        for run_id, entry in entries:
-            self._on_forget(run_id, entry, now - entry.started, CLOSED)
+        for key, entry in entries:
+            self._on_forget(key, entry, now - entry.started, CLOSED)
         return len(entries)
 
     def _sweep(self, now: float) -> int:
         with self._lock:
             self._next_sweep = now + self._sweep_every
             forgotten = self._collect(now)
-        for run_id, entry, reason in forgotten:
-            self._on_forget(run_id, entry, now - entry.started, reason)
+        for key, entry, reason in forgotten:
+            self._on_forget(key, entry, now - entry.started, reason)
         return len(forgotten)
 
     def _collect(self, now: float) -> list[tuple[Any, Entry, str]]:
@@ -168,12 +171,12 @@ class RunTable:
             # Insertion order is start order: the oldest entries are at the front. Copying a slice of the items is
             # one C call that runs no Python code, so no other thread can change the dictionary halfway through it.
             oldest = list(islice(self._runs.items(), _SWEEP_CHUNK))
-            for run_id, entry in oldest:
+            for key, entry in oldest:
                 expired = entry.started <= deadline
                 if not expired and excess <= 0:
                     return forgotten
-                if self._runs.pop(run_id, None) is entry:  # it may have ended meanwhile
-                    forgotten.append((run_id, entry, AGE if expired else CAPACITY))
+                if self._runs.pop(key, None) is entry:  # it may have ended meanwhile
+                    forgotten.append((key, entry, AGE if expired else CAPACITY))
                     excess -= 1
             if len(oldest) < _SWEEP_CHUNK:
                 return forgotten

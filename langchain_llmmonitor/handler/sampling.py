@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from ..config import SamplingConfig
 from ..core.vocabulary import EVALUATE_METADATA_KEY, FORCED, RANDOM
+from .extract import is_mapping
 
 _SCALE = 1 << 64
 
@@ -51,7 +51,7 @@ class Sampler:
     def at_start(self, trace_id: UUID, metadata: Any, tags: Any) -> SampleDecision | bool | None:
         """The decision at the root's start: a SampleDecision, None (not sampled, rules may still apply), or False
         (the caller opted this trace out of evaluation entirely)."""
-        if metadata and isinstance(metadata, Mapping) and EVALUATE_METADATA_KEY in metadata:
+        if metadata and is_mapping(metadata) and EVALUATE_METADATA_KEY in metadata:
             return BY_METADATA if metadata[EVALUATE_METADATA_KEY] else False
         if tags and self._tags and not self._tags.isdisjoint(tags):
             return BY_TAG

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 import weakref
+from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -23,6 +25,57 @@ SCORE_BUCKETS = (1, 2, 3, 4, 5, float("inf"))
 _MAX_LABEL_CHARS = 120
 
 
+class _Counting:
+    """A counter or gauge child whose `inc` goes straight to its value.
+
+    prometheus-client's own `inc` first runs two checks in Python (observability, sign) that cannot fail for the
+    children built here, on a path that runs a dozen times per invocation. The value object is prometheus-client's
+    (`MutexValue`, or `MmapedValue` in multiprocess mode), so exposition is unchanged.
+    """
+
+    __slots__ = ("_inc", "_value")
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+        self._inc: Callable[[float], None] = value.inc
+
+    def inc(self, amount: float = 1) -> None:
+        self._inc(amount)
+
+    def dec(self, amount: float = 1) -> None:
+        self._inc(-amount)
+
+    def set(self, amount: float) -> None:
+        self._value.set(float(amount))
+
+
+class _Observing:
+    """A histogram child whose `observe` finds its bucket by bisection and updates two values, no more."""
+
+    __slots__ = ("_bounds", "_bucket_incs", "_sum_inc")
+
+    def __init__(self, child: Any) -> None:
+        self._sum_inc = child._sum.inc
+        self._bucket_incs = tuple(bucket.inc for bucket in child._buckets)
+        self._bounds = tuple(child._upper_bounds)
+
+    def observe(self, amount: float) -> None:
+        self._sum_inc(amount)
+        self._bucket_incs[bisect_left(self._bounds, amount)](1)
+
+
+def _direct(child: Any) -> Any:
+    """The fast form of a metric child when prometheus-client's internals are as expected, else the child itself."""
+    try:
+        if isinstance(child, Histogram):
+            return _Observing(child)
+        if isinstance(child, (Counter, Gauge)) and not getattr(child, "_is_most_recent", False):
+            return _Counting(child._value)
+    except AttributeError:  # another prometheus-client layout: its public methods are always right
+        pass
+    return child
+
+
 class _Family:
     """A labelled metric whose children are cached, because `.labels()` costs a lock and a dict build."""
 
@@ -35,7 +88,7 @@ class _Family:
     def __call__(self, *values: str) -> Any:
         child = self._children.get(values)
         if child is None:
-            child = self.metric.labels(*(v[:_MAX_LABEL_CHARS] for v in values))
+            child = _direct(self.metric.labels(*(v[:_MAX_LABEL_CHARS] for v in values)))
             self._children[values] = child
         return child
 
@@ -45,6 +98,7 @@ class MonitorMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._registry = registry
+        self._families: list[Counter | Gauge | Histogram] = []
         self._llm_calls()
         self._invocations_and_steps()
         self._quality()
@@ -52,15 +106,23 @@ class MonitorMetrics:
         self._health()
 
     def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Any:
-        metric = Counter(name, doc, labels, registry=self._registry)
-        return _Family(metric) if labels else metric
+        metric = self._register(Counter(name, doc, labels, registry=self._registry))
+        return _Family(metric) if labels else _direct(metric)
 
     def _histogram(self, name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...]) -> _Family:
-        return _Family(Histogram(name, doc, labels, registry=self._registry, buckets=buckets))
+        return _Family(self._register(Histogram(name, doc, labels, registry=self._registry, buckets=buckets)))
 
     def _gauge(self, name: str, doc: str, labels: tuple[str, ...] = (), mode: str = "livesum") -> Any:
-        metric = Gauge(name, doc, labels, registry=self._registry, multiprocess_mode=mode)
-        return _Family(metric) if labels else metric
+        metric = self._register(Gauge(name, doc, labels, registry=self._registry, multiprocess_mode=mode))
+        return _Family(metric) if labels else _direct(metric)
+
+    def _register(self, metric: Any) -> Any:
+        self._families.append(metric)
+        return metric
+
+    def families(self) -> tuple[Counter | Gauge | Histogram, ...]:
+        """The prometheus-client metrics created here, for checking rules and dashboards against them."""
+        return tuple(self._families)
 
     def _llm_calls(self) -> None:
         """Infrastructure: one LLM or chat-model call."""
