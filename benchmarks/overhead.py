@@ -27,6 +27,7 @@ from typing import Any
 
 import structlog
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.tracers import LangChainTracer
 from prometheus_client import CollectorRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,8 +73,6 @@ def filtered_logger() -> Any:
 
 def variants(devnull: io.TextIOBase) -> tuple[dict[str, list[Any]], Any]:
     """The handler lists timed, and the local LangSmith the tracer sends to (stop it when done)."""
-    from langchain_core.tracers import LangChainTracer
-
     from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, fast_client
 
     sink = FakeLangSmith().start()
@@ -105,37 +104,65 @@ def settle(callbacks: list[Any]) -> None:
             handler.client.flush()
 
 
-def timing(rounds: int, per_round: int) -> None:
+def has_background_work(callbacks: list[Any]) -> bool:
+    return any(
+        isinstance(h, LangChainTracer) or (isinstance(h, Monitor) and h.config.sampling.rate > 0) for h in callbacks
+    )
+
+
+def timing(rounds: int, per_round: int, block: int) -> None:
+    """Each question goes through every variant back to back, in a shuffled order, so that a machine that speeds up
+    or slows down (a shared VM) moves all variants alike; background work is waited for after each invocation of the
+    variant that made it, inside that variant's time."""
     chain = build_chain(DemoChatModel(seed=1))
     with open("/dev/null", "w") as devnull:
         handlers, sink = variants(devnull)
+        configs = {name: {"callbacks": callbacks} for name, callbacks in handlers.items()}
+        settles = {name for name, callbacks in handlers.items() if has_background_work(callbacks)}
         samples: dict[str, list[float]] = {name: [] for name in handlers}
         questions = list(QUESTIONS)
-        for callbacks in handlers.values():  # warm-up: imports, label caches, connection pools
+        for config in configs.values():  # warm-up: imports, label caches, connection pools
             for question in questions[:20]:
-                chain.invoke(question, config={"callbacks": callbacks})
+                chain.invoke(question, config=config)
         order = list(handlers)
+        clock = time.perf_counter
         for round_number in range(rounds):
-            random.Random(round_number).shuffle(order)
-            for name in order:
-                config = {"callbacks": handlers[name]}
-                gc.collect()
-                started = time.perf_counter()
-                for i in range(per_round):
-                    chain.invoke(questions[i % len(questions)], config=config)
-                settle(handlers[name])  # its background work is its own cost, not the next variant's
-                samples[name].append((time.perf_counter() - started) / per_round)
+            shuffle = random.Random(round_number).shuffle
+            totals = dict.fromkeys(handlers, 0.0)
+            gc.collect()
+            for first in range(0, per_round, block):
+                batch = [questions[i % len(questions)] for i in range(first, min(first + block, per_round))]
+                shuffle(order)
+                for name in order:
+                    config, settles_here = configs[name], name in settles
+                    started = clock()
+                    for question in batch:
+                        chain.invoke(question, config=config)
+                        if settles_here:
+                            settle(handlers[name])
+                    totals[name] += clock() - started
+            for name, total in totals.items():
+                samples[name].append(total / per_round)
         sink.stop()
 
-    bare = statistics.median(samples["bare chain"])
-    noop = statistics.median(samples["no-op handler"])
     print(
         f"reference chain: retriever -> prompt -> fake chat model -> parser; {rounds} rounds x {per_round} invocations, interleaved"
     )
-    print(f"{'variant':<26}{'per invocation':>16}{'vs bare':>10}{'vs no-op':>10}")
+    print("ratios are medians of per-round ratios (each variant against the no-op of the same round), with their IQR")
+    print(f"{'variant':<28}{'per invocation':>15}{'vs bare':>10}{'vs no-op':>10}{'IQR vs no-op':>18}")
     for name, values in samples.items():
-        median = statistics.median(values)
-        print(f"{name:<26}{median * 1e6:>13.0f} µs{median / bare:>9.3f}x{median / noop:>9.3f}x")
+        low, _, high = statistics.quantiles(paired(values, samples["no-op handler"]), n=4)
+        print(
+            f"{name:<28}{statistics.median(values) * 1e6:>12.0f} µs"
+            f"{statistics.median(paired(values, samples['bare chain'])):>9.3f}x"
+            f"{statistics.median(paired(values, samples['no-op handler'])):>9.3f}x"
+            f"{low:>10.3f}-{high:.3f}x"
+        )
+
+
+def paired(values: list[float], baseline: list[float]) -> list[float]:
+    """Round-by-round ratios of the same questions at the same moment."""
+    return [value / base for value, base in zip(values, baseline, strict=True)]
 
 
 class SlowJudge:
@@ -288,7 +315,10 @@ def concurrency(tasks: int, threads: int, per_thread: int, rounds: int) -> None:
         for name, values in by_variant.items():
             median = statistics.median(values)
             print(f"{labels[kind]:<28}{name:<26}{median:>8.2f} s{median / noop:>9.3f}x")
-    print("every round: each LLM call counted once, no handler error, llm_active_requests 0, no run left in flight")
+    print(
+        "every round: each LLM call and invocation counted once, no run evicted or expired, no handler error,"
+        " llm_active_requests 0, no run left in flight"
+    )
 
 
 def _quiet_monitor() -> Monitor:
@@ -326,6 +356,9 @@ def _check_exact(monitor: Monitor, calls: int) -> None:
 
     counted = total("llm_requests_total")
     assert counted == calls, f"{counted:.0f} LLM calls counted, {calls} made"
+    invocations = total("llm_invocations_total")
+    assert invocations == calls, f"{invocations:.0f} invocations counted, {calls} made"
+    assert total("llm_monitor_runs_evicted_total") == total("llm_monitor_runs_expired_total") == 0
     assert total("llm_monitor_handler_errors_total") == 0
     assert registry.get_sample_value("llm_active_requests") == 0
     assert monitor.runs_in_flight == 0
@@ -333,24 +366,25 @@ def _check_exact(monitor: Monitor, calls: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--per-round", type=int, default=200)
+    parser.add_argument("--rounds", type=int, help="rounds (default 60; 3 with --concurrency)")
+    parser.add_argument("--per-round", type=int, default=100)
+    parser.add_argument("--block", type=int, default=10, help="invocations a variant runs before the next one's turn")
     parser.add_argument("--soak", type=int, metavar="N", help="run the memory soak with N invocations instead")
     parser.add_argument("--judge", action="store_true", help="measure request latency with a 200 ms judge instead")
     parser.add_argument(
         "--concurrency",
         action="store_true",
-        help="10,000 concurrent ainvoke and 8 threads x 1,000 invoke instead (--rounds sets the rounds, default 3)",
+        help="10,000 concurrent ainvoke and 8 threads x 1,000 invoke instead",
     )
     args = parser.parse_args()
     if args.soak:
         soak(args.soak)
     elif args.concurrency:
-        concurrency(tasks=10_000, threads=8, per_thread=1_000, rounds=args.rounds if args.rounds != 30 else 3)
+        concurrency(tasks=10_000, threads=8, per_thread=1_000, rounds=args.rounds or 3)
     elif args.judge:
-        judge_latency(args.rounds, args.per_round)
+        judge_latency(args.rounds or 60, args.per_round)
     else:
-        timing(args.rounds, args.per_round)
+        timing(args.rounds or 60, args.per_round, args.block)
 
 
 if __name__ == "__main__":
