@@ -6,8 +6,9 @@
     python benchmarks/overhead.py --concurrency   # 10,000 concurrent ainvoke and 8 threads x 1,000 invoke, exact counts
 
 The reference chain is the demo's RAG chain (in-memory retriever, prompt, fake chat model, parser) with no artificial
-latency, so the figures are the dispatch and bookkeeping cost itself. Variants run interleaved, round after round, so that
-machine noise hits them all alike; the per-invocation time is the median over rounds.
+latency, so the figures are the dispatch and bookkeeping cost itself. Variants take turns in blocks of a few questions,
+in a shuffled order, so that machine noise hits them all alike; each ratio is the median of per-round ratios.
+benchmarks/instructions.py counts instructions instead, for machines too noisy to resolve a percent.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import gc
 import io
+import os
 import random
 import statistics
 import sys
@@ -63,9 +65,12 @@ def json_logger(sink: io.TextIOBase) -> Any:
 
 
 def filtered_logger() -> Any:
-    """structlog with INFO filtered out (only warnings and errors are rendered), as many services run."""
+    """structlog with INFO filtered out (only warnings and errors are rendered), as many services run.
+
+    The lines go to the null device: an in-memory sink would grow with every warning and show up as the soak's memory.
+    """
     return structlog.wrap_logger(
-        structlog.WriteLogger(io.StringIO()),
+        structlog.WriteLogger(open(os.devnull, "w")),  # open as long as the benchmark runs
         wrapper_class=structlog.make_filtering_bound_logger(30),
         processors=[structlog.processors.JSONRenderer()],
     )
@@ -111,9 +116,9 @@ def has_background_work(callbacks: list[Any]) -> bool:
 
 
 def timing(rounds: int, per_round: int, block: int) -> None:
-    """Each question goes through every variant back to back, in a shuffled order, so that a machine that speeds up
-    or slows down (a shared VM) moves all variants alike; background work is waited for after each invocation of the
-    variant that made it, inside that variant's time."""
+    """Each block of `block` questions goes through every variant back to back, in a shuffled order, so that a
+    machine that speeds up or slows down (a shared VM) moves all variants alike; background work is waited for after
+    each invocation of the variant that made it, inside that variant's time."""
     chain = build_chain(DemoChatModel(seed=1))
     with open("/dev/null", "w") as devnull:
         handlers, sink = variants(devnull)

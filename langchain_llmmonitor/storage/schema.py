@@ -36,6 +36,19 @@ class _UtcDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
+
+def _about_a_run() -> list[Column[Any]]:
+    """The leading columns of a row that is about one run (an evaluation, a rating): its id, when, and which run."""
+    return [
+        Column("id", String(_ID), primary_key=True),
+        Column("created_at", _UtcDateTime(), nullable=False, index=True),
+        Column("run_id", String(_ID), nullable=False, index=True),
+        Column("trace_id", String(_ID), nullable=False),
+        Column("request_id", String(200)),
+        Column("project", String(200)),
+    ]
+
+
 invocations_table = Table(
     "invocations",
     metadata,
@@ -55,12 +68,7 @@ invocations_table = Table(
 evaluations_table = Table(
     "evaluations",
     metadata,
-    Column("id", String(_ID), primary_key=True),
-    Column("created_at", _UtcDateTime(), nullable=False, index=True),
-    Column("run_id", String(_ID), nullable=False, index=True),
-    Column("trace_id", String(_ID), nullable=False),
-    Column("request_id", String(200)),
-    Column("project", String(200)),
+    *_about_a_run(),
     Column("judge", String(100), nullable=False),
     Column("judge_model", String(200), nullable=False),
     Column("prompt_version", String(50), nullable=False),
@@ -83,12 +91,7 @@ evaluations_table = Table(
 user_feedback_table = Table(
     "user_feedback",
     metadata,
-    Column("id", String(_ID), primary_key=True),
-    Column("created_at", _UtcDateTime(), nullable=False, index=True),
-    Column("run_id", String(_ID), nullable=False, index=True),
-    Column("trace_id", String(_ID), nullable=False),
-    Column("request_id", String(200)),
-    Column("project", String(200)),
+    *_about_a_run(),
     Column("key", String(100), nullable=False),
     Column("score", Float, nullable=False),
     Column("rating", String(50), nullable=False),
