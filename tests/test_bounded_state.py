@@ -111,3 +111,14 @@ def test_bounds_are_validated(kwargs, message):
     """Nonsense bounds are rejected when the configuration is built, saying what is allowed."""
     with pytest.raises(ValueError, match=message):
         RunsConfig(**kwargs)
+
+
+def test_nested_steps_alone_are_held_to_the_count_bound(registry, logs):
+    """A trace that only opens nested chain steps (no model, retriever or tool call) cannot grow past the bound."""
+    monitor = Monitor(MonitorConfig(runs=RunsConfig(max_tracked=9)), registry=registry, logger=logs.logger)
+    root = uuid.uuid4()
+    monitor.on_chain_start({}, {"question": "x"}, run_id=root)
+    for _ in range(50):
+        monitor.on_chain_start({}, {}, run_id=uuid.uuid4(), parent_run_id=root)
+    assert monitor.runs_in_flight <= 9
+    assert value(registry, "llm_monitor_runs_evicted_total", kind="chain", reason="capacity") >= 42

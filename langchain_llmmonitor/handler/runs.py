@@ -130,10 +130,12 @@ class RunTable:
             self._sweep(run.started)
 
     def link(self, key: int, trace: Trace) -> None:
-        """Track a nested chain step of `trace` (swept with the rest)."""
+        """Track a nested chain step of `trace` (swept with the rest, and held to the count bound like a run)."""
         existing = self._runs.setdefault(key, trace)
         if existing is not trace:
             self._replace(key, trace, existing, self._clock())
+        if len(self._runs) > self._max_runs:
+            self._sweep(self._clock())
 
     def _replace(self, key: int, entry: Entry, existing: Entry, now: float) -> None:
         self._runs[key] = entry
