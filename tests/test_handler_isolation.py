@@ -53,6 +53,26 @@ def test_a_broken_field_loses_that_field_not_the_event(monitor: Monitor, registr
     assert value(registry, "llm_active_requests") == 0
 
 
+class UncountableDocuments(list):
+    """A retriever result that is a list but cannot say its length."""
+
+    def __len__(self) -> int:
+        raise RuntimeError("no length")
+
+
+def test_documents_that_cannot_be_read_lose_only_themselves(monitor: Monitor, registry, logs):
+    """A root retriever whose documents raise: the call is still counted, timed and finished as an invocation."""
+    run_id = uuid.uuid4()
+    monitor.on_retriever_start({"name": "docs"}, "q", run_id=run_id)
+    monitor.on_retriever_end(UncountableDocuments(), run_id=run_id)
+    assert value(registry, "llm_retriever_requests_total", retriever="docs", status="success") == 1
+    assert value(registry, "llm_retriever_duration_seconds_count", retriever="docs") == 1
+    assert value(registry, "llm_invocations_total", name="docs", status="success") == 1
+    [failure] = logs.named("monitor_handler_error")
+    assert (failure["callback"], failure["field"]) == ("on_retriever_end", "_keep_documents")
+    assert monitor.runs_in_flight == 0
+
+
 def test_a_repeating_failure_is_counted_every_time_and_logged_once(monitor: Monitor, registry, logs):
     """A hundred identical failures: the metric says 100, the log has one line."""
     for _ in range(100):

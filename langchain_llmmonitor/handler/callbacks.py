@@ -351,18 +351,8 @@ class CallbackHandler(BaseCallbackHandler):
             run = self._end(run_id, RETRIEVER, "on_retriever_end")
             if run is None:
                 return
-            self._metrics.retriever_requests(run.label, SUCCESS).inc()
-            self._metrics.retriever_duration(run.label).observe(self._clock() - run.started)
-            if is_sequence(documents):
-                self._metrics.retriever_documents(run.label).observe(len(documents))
-                trace = run.trace
-                room = self._capture.max_documents - len(trace.documents)
-                if room > 0 and trace.sample is not False:
-                    trace.documents.extend(documents[:room])
-            else:
-                self._malformed("on_retriever_end", f"documents is {type(documents).__name__}, not a sequence")
-            if run.is_root:
-                self._finish_root(run_id, run, SUCCESS, None)
+            self._extract("on_retriever_end", self._keep_documents, run, documents)  # an odd list loses only itself
+            self._step_succeeded(run_id, run, self._metrics.retriever_requests, self._metrics.retriever_duration)
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         with self._isolated:
@@ -381,12 +371,8 @@ class CallbackHandler(BaseCallbackHandler):
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         with self._isolated:
             run = self._end(run_id, TOOL, "on_tool_end")
-            if run is None:
-                return
-            self._metrics.tool_calls(run.label, SUCCESS).inc()
-            self._metrics.tool_duration(run.label).observe(self._clock() - run.started)
-            if run.is_root:
-                self._finish_root(run_id, run, SUCCESS, None)
+            if run is not None:
+                self._step_succeeded(run_id, run, self._metrics.tool_calls, self._metrics.tool_duration)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         with self._isolated:
@@ -415,6 +401,23 @@ class CallbackHandler(BaseCallbackHandler):
         trace = self._new_trace(run_id, parent_run_id, label, now, kwargs.get("metadata"), tags)
         trace.inputs = inputs
         self._runs.add(run_id.int, Run(kind, now, trace, label, True))
+
+    def _keep_documents(self, run: Run, documents: Any) -> None:
+        """Count what a retriever returned and keep the first few for the judge, unless the trace opted out."""
+        if not is_sequence(documents):
+            self._malformed("on_retriever_end", f"documents is {type(documents).__name__}, not a sequence")
+            return
+        self._metrics.retriever_documents(run.label).observe(len(documents))
+        trace = run.trace
+        room = self._capture.max_documents - len(trace.documents)
+        if room > 0 and trace.sample is not False:
+            trace.documents.extend(documents[:room])
+
+    def _step_succeeded(self, run_id: UUID, run: Run, calls: Any, duration: Any) -> None:
+        calls(run.label, SUCCESS).inc()
+        duration(run.label).observe(self._clock() - run.started)
+        if run.is_root:
+            self._finish_root(run_id, run, SUCCESS, None)
 
     def _step_failed(self, run_id: UUID, run: Run, error: BaseException, calls: Any, duration: Any) -> None:
         status = outcome_of(error)
