@@ -31,17 +31,15 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 
 def handlers(variant: str) -> list[Any]:
     """The callbacks of one variant, built as overhead.py builds them."""
-    from prometheus_client import CollectorRegistry
-
-    from benchmarks.overhead import NoopHandler, filtered_logger, json_logger
-    from langchain_llmmonitor import Monitor
+    from benchmarks.overhead import NoopHandler, json_logger, quiet_monitor
 
     if variant == "bare chain":
         return []
     if variant == "no-op handler":
         return [NoopHandler()]
-    logger = filtered_logger() if variant == "Monitor (INFO filtered)" else json_logger(open(os.devnull, "w"))  # noqa: SIM115
-    return [Monitor(registry=CollectorRegistry(), logger=logger, sample_rate=0.0)]
+    if variant == "Monitor (INFO filtered)":
+        return [quiet_monitor()]
+    return [quiet_monitor(json_logger(open(os.devnull, "w")))]  # open for the whole child process
 
 
 def child(variant: str, invocations: int) -> None:

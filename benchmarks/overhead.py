@@ -76,6 +76,13 @@ def filtered_logger() -> Any:
     )
 
 
+def quiet_monitor(logger: Any = None) -> Monitor:
+    """A Monitor with no judge on its own registry; INFO filtered unless another logger is given."""
+    return Monitor(
+        registry=CollectorRegistry(), logger=logger if logger is not None else filtered_logger(), sample_rate=0.0
+    )
+
+
 def variants(devnull: io.TextIOBase) -> tuple[dict[str, list[Any]], Any]:
     """The handler lists timed, and the local LangSmith the tracer sends to (stop it when done)."""
     from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, fast_client
@@ -86,12 +93,8 @@ def variants(devnull: io.TextIOBase) -> tuple[dict[str, list[Any]], Any]:
         {
             "bare chain": [],
             "no-op handler": [NoopHandler()],
-            "Monitor (INFO filtered)": [
-                Monitor(registry=CollectorRegistry(), logger=filtered_logger(), sample_rate=0.0)
-            ],
-            "Monitor (JSON logs)": [
-                Monitor(registry=CollectorRegistry(), logger=json_logger(devnull), sample_rate=0.0)
-            ],
+            "Monitor (INFO filtered)": [quiet_monitor()],
+            "Monitor (JSON logs)": [quiet_monitor(json_logger(devnull))],
             "Monitor (+offline judge 5%)": [Monitor(registry=CollectorRegistry(), logger=filtered_logger())],
             "LangChainTracer": [tracer],
         },
@@ -188,7 +191,7 @@ def judge_latency(rounds: int, per_round: int) -> None:
     """Request p50/p99 with a 200 ms judge on every trace (sample_rate 1.0) against the Monitor without a judge."""
     chain = build_chain(DemoChatModel(seed=1))
     monitors = {
-        "Monitor, no judge": Monitor(registry=CollectorRegistry(), logger=filtered_logger(), sample_rate=0.0),
+        "Monitor, no judge": quiet_monitor(),
         "Monitor, 200 ms judge, rate 1.0": Monitor(
             registry=CollectorRegistry(), logger=filtered_logger(), sample_rate=1.0, judge=SlowJudge()
         ),
@@ -299,7 +302,7 @@ def concurrency(tasks: int, threads: int, per_thread: int, rounds: int) -> None:
     questions = list(QUESTIONS)
     timings: dict[str, dict[str, list[float]]] = {"asyncio": {}, "threads": {}}
     for round_number in range(rounds):
-        variants = {"no-op handler": NoopHandler(), "Monitor (INFO filtered)": _quiet_monitor()}
+        variants = {"no-op handler": NoopHandler(), "Monitor (INFO filtered)": quiet_monitor()}
         order = list(variants)
         random.Random(round_number).shuffle(order)
         for name in order:
@@ -324,10 +327,6 @@ def concurrency(tasks: int, threads: int, per_thread: int, rounds: int) -> None:
         "every round: each LLM call and invocation counted once, no run evicted or expired, no handler error,"
         " llm_active_requests 0, no run left in flight"
     )
-
-
-def _quiet_monitor() -> Monitor:
-    return Monitor(registry=CollectorRegistry(), logger=filtered_logger(), sample_rate=0.0)
 
 
 def _gather(chain: Any, config: dict[str, Any], questions: list[str], tasks: int) -> float:
