@@ -388,6 +388,8 @@ def main() -> None:
     elif args.judge:
         judge_latency(args.rounds or 60, args.per_round)
     else:
+        if args.rounds is not None and args.rounds < 2:
+            parser.error(f"--rounds must be at least 2 for the timing (its spread needs two rounds), got {args.rounds}")
         timing(args.rounds or 60, args.per_round, args.block)
 
 
