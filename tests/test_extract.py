@@ -145,6 +145,22 @@ STANDARD = {"input_tokens": 100, "output_tokens": 40, "total_tokens": 140}
             Usage(prompt=0, completion=0),
             id="nonsense-numbers-clamped",
         ),
+        pytest.param(
+            LLMResult(
+                generations=[[Generation(text="x")]],
+                llm_output={"usage": {"input_tokens": True, "output_tokens": float("nan")}},
+            ),
+            Usage(prompt=0, completion=0),
+            id="bool-and-nan-are-not-counts",
+        ),
+        pytest.param(
+            LLMResult(
+                generations=[[Generation(text="x")]],
+                llm_output={"usage": {"input_tokens": 12.0, "output_tokens": 3}},
+            ),
+            Usage(prompt=12, completion=3),
+            id="whole-float-counts",
+        ),
         pytest.param(LLMResult(generations=[[Generation(text="x")]]), None, id="nothing-reported"),
         pytest.param(object(), None, id="garbage"),
     ],

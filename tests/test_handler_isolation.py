@@ -107,3 +107,28 @@ def test_the_held_back_count_is_reported_with_the_next_line(monitor: Monitor, lo
 def test_any_payload_never_raises(monitor: Monitor, event: str, args: tuple, kwargs: dict):
     """Whatever a callback receives, it returns normally."""
     getattr(monitor, event)(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("callback", "args"),
+    [
+        pytest.param("on_chain_start", ({}, {}), id="chain_start"),
+        pytest.param("on_chain_end", ({},), id="chain_end"),
+        pytest.param("on_chain_error", (RuntimeError("x"),), id="chain_error"),
+        pytest.param("on_chat_model_start", (MODEL, [[]]), id="chat_model_start"),
+        pytest.param("on_llm_start", (MODEL, ["hi"]), id="llm_start"),
+        pytest.param("on_llm_new_token", ("tok",), id="llm_new_token"),
+        pytest.param("on_llm_end", (LLMResult(generations=[]),), id="llm_end"),
+        pytest.param("on_llm_error", (RuntimeError("x"),), id="llm_error"),
+        pytest.param("on_retriever_start", ({}, "query"), id="retriever_start"),
+        pytest.param("on_retriever_end", ([],), id="retriever_end"),
+        pytest.param("on_retriever_error", (RuntimeError("x"),), id="retriever_error"),
+        pytest.param("on_tool_start", ({}, "input"), id="tool_start"),
+        pytest.param("on_tool_end", ("output",), id="tool_end"),
+        pytest.param("on_tool_error", (RuntimeError("x"),), id="tool_error"),
+    ],
+)
+def test_every_callback_counts_its_own_failure_under_its_own_name(monitor: Monitor, registry, callback, args):
+    """A run id that is not a UUID makes any callback fail inside: it returns normally and counts under its name."""
+    getattr(monitor, callback)(*args, run_id="not-a-uuid", parent_run_id=None)
+    assert value(registry, "llm_monitor_handler_errors_total", event=callback) == 1

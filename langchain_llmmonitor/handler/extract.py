@@ -104,7 +104,10 @@ def _first_generations(response: Any) -> tuple[Any, ...]:
 
 
 def _int(value: Any) -> int:
-    if isinstance(value, bool):
+    """A token count as reported, or 0 for anything that is not a count (missing, negative, NaN, a bool)."""
+    if type(value) is int:  # nearly always: first, and without the isinstance chain
+        return value if value > 0 else 0
+    if value is None or isinstance(value, bool):
         return 0
     if isinstance(value, int):
         return max(value, 0)
@@ -117,17 +120,15 @@ def _from_usage_metadata(metadata: Any) -> Usage | None:
     """LangChain's standard `UsageMetadata` (a TypedDict: plain dict at runtime)."""
     if not is_mapping(metadata) or ("input_tokens" not in metadata and "output_tokens" not in metadata):
         return None
+    usage = Usage(_int(metadata.get("input_tokens")), _int(metadata.get("output_tokens")))
     input_details = metadata.get("input_token_details")
+    if input_details and is_mapping(input_details):  # most calls report no details: skip them without a lookup
+        usage.cache_read = _int(input_details.get("cache_read"))
+        usage.cache_creation = _int(input_details.get("cache_creation"))
     output_details = metadata.get("output_token_details")
-    input_details = input_details if is_mapping(input_details) else {}
-    output_details = output_details if is_mapping(output_details) else {}
-    return Usage(
-        prompt=_int(metadata.get("input_tokens")),
-        completion=_int(metadata.get("output_tokens")),
-        cache_read=_int(input_details.get("cache_read")),
-        cache_creation=_int(input_details.get("cache_creation")),
-        reasoning=_int(output_details.get("reasoning")),
-    )
+    if output_details and is_mapping(output_details):
+        usage.reasoning = _int(output_details.get("reasoning"))
+    return usage
 
 
 def _from_provider_usage(usage: Any) -> Usage | None:
