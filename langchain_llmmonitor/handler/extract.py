@@ -117,18 +117,49 @@ def _int(value: Any) -> int:
 
 
 def _from_usage_metadata(metadata: Any) -> Usage | None:
-    """LangChain's standard `UsageMetadata` (a TypedDict: plain dict at runtime)."""
+    """LangChain's standard `UsageMetadata` (a TypedDict: plain dict at runtime), in every shape integrations fill it.
+
+    - langchain-openai with `service_tier` flex or priority names the details `flex_cache_read`, `priority_reasoning`...
+    - langchain-anthropic and langchain-aws split cache writes by TTL (`ephemeral_5m_input_tokens`,
+      `ephemeral_1h_input_tokens`) and then report `cache_creation` as 0.
+    - langchain-google-vertexai leaves thinking tokens out of `output_tokens` (its `total_tokens` has them): they are
+      completion tokens all the same, billed at the output price.
+    """
     if not is_mapping(metadata) or ("input_tokens" not in metadata and "output_tokens" not in metadata):
         return None
     usage = Usage(_int(metadata.get("input_tokens")), _int(metadata.get("output_tokens")))
     input_details = metadata.get("input_token_details")
     if input_details and is_mapping(input_details):  # most calls report no details: skip them without a lookup
-        usage.cache_read = _int(input_details.get("cache_read"))
-        usage.cache_creation = _int(input_details.get("cache_creation"))
+        usage.cache_read = _tiered(input_details, "cache_read")
+        by_ttl = _int(input_details.get("ephemeral_5m_input_tokens")) + _int(
+            input_details.get("ephemeral_1h_input_tokens")
+        )
+        usage.cache_creation = by_ttl or _tiered(input_details, "cache_creation")
     output_details = metadata.get("output_token_details")
     if output_details and is_mapping(output_details):
-        usage.reasoning = _int(output_details.get("reasoning"))
+        usage.reasoning = _tiered(output_details, "reasoning")
+        if usage.reasoning and _reasoning_outside_output(metadata, usage):
+            usage.completion += usage.reasoning
     return usage
+
+
+_SERVICE_TIERS = ("flex_", "priority_")  # the prefixes langchain-openai puts on details of non-default tiers
+
+
+def _tiered(details: Mapping[str, Any], key: str) -> int:
+    """A detail count under its plain name or a service-tier prefix (only one of them is ever set)."""
+    count = _int(details.get(key))
+    for tier in _SERVICE_TIERS:
+        count += _int(details.get(tier + key))
+    return count
+
+
+def _reasoning_outside_output(metadata: Mapping[str, Any], usage: Usage) -> bool:
+    """True when the integration counted reasoning apart from `output_tokens`: the total says so, or nothing else can."""
+    if usage.reasoning > usage.completion:
+        return True
+    total = _int(metadata.get("total_tokens"))
+    return total != usage.prompt + usage.completion and total == usage.prompt + usage.completion + usage.reasoning
 
 
 def _from_provider_usage(usage: Any) -> Usage | None:
