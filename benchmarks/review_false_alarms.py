@@ -18,14 +18,14 @@ import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from langchain_llmmonitor.review import CRITERIA, build_review, generate_history
 from langchain_llmmonitor.review._drift import DriftAssessment, Kind, Sample, assess, simulate_samples
 from langchain_llmmonitor.storage.store import Store
 
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 WEEK = timedelta(weeks=1)
 BASELINE_WEEKS = 4
 REVIEW_ALPHA = 0.05  # build_review's default: the chance that a stable week gets any "degraded"

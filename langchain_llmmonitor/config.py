@@ -46,11 +46,15 @@ class RunsConfig:
         max_tracked: hard bound on runs in flight; beyond it the oldest are forgotten and counted apart
             (`llm_monitor_runs_evicted_total{reason="capacity"}`).
         request_id_key: the `config["metadata"]` key holding the application's own request id.
+        settle_seconds: how long a finished root waits for the ends of its LLM calls still in flight (an abandoned
+            stream reports its tokens just after the root ends) before they are closed as cancelled and the
+            invocation is written.
     """
 
     max_age_seconds: float = 900.0
     max_tracked: int = 50_000
     request_id_key: str = "request_id"
+    settle_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         check(
@@ -59,6 +63,7 @@ class RunsConfig:
                 number_problem("max_age_seconds", self.max_age_seconds, above=0),
                 number_problem("max_tracked", self.max_tracked, integer=True, minimum=1),
                 _text_problem("request_id_key", self.request_id_key),
+                number_problem("settle_seconds", self.settle_seconds, minimum=0),
             ],
         )
 

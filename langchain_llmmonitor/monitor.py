@@ -79,6 +79,7 @@ class Monitor(CallbackHandler):
         self.registry = registry if registry is not None else CollectorRegistry()
         metrics = metrics_for(self.registry)
         self.prices = config.prices if config.prices is not None else PriceTable.default()
+        metrics.prices(self.prices.version).set(1)  # "prices as of" on a dashboard
         self._judge = judge if judge is not None else default_judge(self.prices)
         self._owns_store = store is None or store_url is not None
         self.store: Store | None = store if store_url is None and store is not None else _open(config, self.registry)

@@ -11,7 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,8 @@ from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, fast_cl
 from tests.conftest import LogRecorder, value
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
-FAR = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+FAR = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 RUN = "6f1c5d3e-8a4b-4c2d-9e0f-1a2b3c4d5e6f"
 OTHER_RUN = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
 REQUEST = "req-42"
@@ -487,8 +487,8 @@ def test_serve_process_takes_a_tokened_rating_and_forwards_it(tmp_path: Path) ->
 
 def wait_for_health(http: httpx.Client, process: subprocess.Popen[str], timeout: float = 30.0) -> None:
     """Poll /healthz until the server answers; fail with its stderr if it exits first."""
-    deadline = datetime.now(timezone.utc) + timedelta(seconds=timeout)
-    while datetime.now(timezone.utc) < deadline:
+    deadline = datetime.now(UTC) + timedelta(seconds=timeout)
+    while datetime.now(UTC) < deadline:
         if process.poll() is not None:
             errors = process.stderr.read() if process.stderr else ""
             raise AssertionError(f"serve exited with {process.returncode}: {errors}")

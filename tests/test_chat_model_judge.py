@@ -29,6 +29,7 @@ from langchain_llmmonitor.core.judging import (
     JudgeTimeout,
     Scores,
 )
+from langchain_llmmonitor.core.usage import Usage
 from langchain_llmmonitor.core.vocabulary import JUDGE_TAG
 from langchain_llmmonitor.pricing import PriceTable
 from langchain_llmmonitor.quality.judges.chat_model_judge import STRUCTURED_SCHEMA, ChatModelJudge
@@ -102,7 +103,7 @@ def raising(error: Exception) -> Iterator[AIMessage]:
 def expected_cost(model: str) -> float:
     price = PriceTable.default().lookup(model)
     assert price is not None
-    return price.cost(prompt=900, completion=40, cache_read=100)
+    return price.cost(Usage(prompt=900, completion=40, cache_read=100))
 
 
 def test_plain_model_falls_back_to_text_and_parses_the_verdict() -> None:

@@ -17,6 +17,7 @@ from langchain_llmmonitor import (
     FeedbackConfig,
     JudgeConfig,
     LangSmithConfig,
+    ModelPrice,
     Monitor,
     MonitorConfig,
     OfflineJudge,
@@ -33,13 +34,14 @@ def redact(text: str) -> str:
     return text.replace("secret", "[x]")
 
 
-PRICES = PriceTable.default().with_overrides({}, version="test")
+PRICES = PriceTable.default().with_overrides({"house-model": ModelPrice(input=1.0, output=2.0)})
 
 # Every leaf setting: a value other than the default, and how to read the value the running component uses.
 WALK: dict[str, tuple[Any, Callable[[Monitor], Any]]] = {
     "runs.max_age_seconds": (60.0, lambda m: m._runs._max_age),
     "runs.max_tracked": (99, lambda m: m._runs._max_runs),
     "runs.request_id_key": ("req", lambda m: m._request_id_key),
+    "runs.settle_seconds": (0.5, lambda m: m._settle_seconds),
     "sampling.rate": (0.5, lambda m: m._sampler._rate),
     "sampling.evaluate_tags": (frozenset({"vip"}), lambda m: m._sampler._tags),
     "sampling.evaluate_errors": (False, lambda m: m._evaluate_errors),

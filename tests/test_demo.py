@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -49,7 +49,7 @@ def test_demo_closes_the_quality_loop(tmp_path):
 
     store = Store(result["store_path"])
     try:
-        window = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+        window = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
         invocations = list(store.invocations(*window))
         evaluations = list(store.evaluations(*window))
         feedback = list(store.user_feedback(*window))

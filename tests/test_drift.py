@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ from langchain_llmmonitor.review._drift import (
     simulate_samples,
 )
 
-START = datetime(2024, 10, 7, tzinfo=timezone.utc)  # a Monday
+START = datetime(2024, 10, 7, tzinfo=UTC)  # a Monday
 WEEK = timedelta(weeks=1)
 # Picked seeds: verdicts are statistical, so some seeds must fail at the rates the benchmark measures (a stable week is
 # called degraded or improved ~5-8% of the time; 5% -> 10% hallucination is missed for two weeks ~15% of the time).

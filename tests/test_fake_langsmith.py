@@ -275,7 +275,7 @@ def test_presigned_token_submitted_by_url_lands_on_its_run() -> None:
         client.close(timeout=5)
 
     assert token.url == f"{server.url}/feedback/tokens/{token.id}"
-    assert token.expires_at > datetime.datetime.now(datetime.timezone.utc)
+    assert token.expires_at > datetime.datetime.now(datetime.UTC)
     assert response.status_code == 200
     assert [(f["run_id"], f["key"], f["score"], f["comment"]) for f in first] == [(str(run_id), "thumbs", 1, "helpful")]
     assert [(f["id"], f["score"], f["comment"]) for f in server.feedback] == [(first[0]["id"], 0, "changed my mind")]
@@ -293,7 +293,7 @@ def test_bulk_presigned_tokens_accept_get_submissions(server: FakeLangSmith, cli
 
 def test_expired_presigned_token_is_refused(server: FakeLangSmith, client: Client) -> None:
     """A token past its expiry stores nothing."""
-    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=1)
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=1)
     token = client.create_presigned_feedback_token(uuid.uuid4(), "thumbs", expiration=past)
     assert requests.post(token.url, json={"score": 1}, timeout=5).status_code == 400
     assert server.feedback == []

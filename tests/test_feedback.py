@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, fast_cl
 from tests._postgres import postgres_url  # noqa: F401 - the fixture
 from tests.conftest import LogRecorder, value
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
-FAR = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+FAR = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 RUN = "6f1c5d3e-8a4b-4c2d-9e0f-1a2b3c4d5e6f"
 TRACE = "0b7e2f9a-3c1d-4e5f-8a6b-7c8d9e0f1a2b"
 REQUEST = "req-42"
@@ -396,9 +396,9 @@ def test_presigned_url_accepts_a_browser_rating_on_langsmith(make_recorder: Call
     """The URL is LangSmith's token endpoint for this run and key; posting a score to it (no API key) lands it there."""
     with FakeLangSmith(api_key="secret-key") as server:
         client = fast_client(server.url, api_key="secret-key")
-        before = datetime.now(timezone.utc)
+        before = datetime.now(UTC)
         url = make_recorder(langsmith_client=client).presigned_url(RUN.upper(), expires_in=timedelta(hours=2))
-        after = datetime.now(timezone.utc)
+        after = datetime.now(UTC)
         [token] = server.tokens
         assert url == token["url"] and url.startswith(server.url + "/feedback/tokens/")
         assert (token["run_id"], token["feedback_key"]) == (RUN, "user_rating")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from langchain_llmmonitor.core.records import EvaluationRecord
 from langchain_llmmonitor.review import HistorySummary, generate_history
 from langchain_llmmonitor.storage.store import Store
 
-NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, tzinfo=UTC)
 WEEK = timedelta(weeks=1)
 
 

@@ -49,7 +49,8 @@ def test_interrupt_inside_a_tool_is_interrupted_not_error(monitor, registry):
     assert app.invoke(Command(resume="approved"), config)["result"] == "refund 40: approved"
     assert value(registry, "llm_tool_calls_total", tool="approve_refund", status="success") == 1
     assert value(registry, "llm_tool_calls_total", tool="approve_refund", status="error") == 0
-    assert value(registry, "llm_invocations_total", name="LangGraph", status="success") == 2
+    assert value(registry, "llm_invocations_total", name="LangGraph", status="interrupted") == 1
+    assert value(registry, "llm_invocations_total", name="LangGraph", status="success") == 1
     assert value(registry, "llm_invocations_total", name="LangGraph", status="error") == 0
     assert monitor.runs_in_flight == 0
 
@@ -140,3 +141,36 @@ def test_message_state_graph_is_judged_on_its_last_question_and_answer(registry,
     assert item.question == "How long do I have to return an item?"
     assert item.answer == "Returns are accepted within 30 days."
     assert item.context and all(isinstance(passage, str) for passage in item.context)
+
+
+def test_a_run_resumed_after_an_interrupt_is_judged(registry, logs):
+    """interrupt() pauses the graph ("interrupted"); the Command(resume=...) half is judged on the conversation."""
+    from langgraph.graph import MessagesState
+
+    from langchain_llmmonitor import Monitor, MonitorConfig, SamplingConfig
+
+    from .test_quality_monitor import RecordingJudge
+
+    model = fake_model("Your refund of 40 EUR is approved.")
+
+    def approve(state: MessagesState) -> dict:
+        interrupt("approve the refund?")
+        return {"messages": [model.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("approve", approve)
+    graph.add_edge(START, "approve")
+    graph.add_edge("approve", END)
+    app = graph.compile(checkpointer=InMemorySaver())
+    judge = RecordingJudge()
+    sampling = SamplingConfig(rate=1.0, evaluate_without_context=True)  # no retriever in this graph
+    monitor = Monitor(registry=registry, logger=logs.logger, judge=judge, config=MonitorConfig(sampling=sampling))
+    config = {"callbacks": [monitor], "configurable": {"thread_id": "t2"}}
+
+    app.invoke({"messages": [("user", "Can I get a refund of 40 EUR?")]}, config)
+    app.invoke(Command(resume="yes"), config)
+    assert monitor.flush(10)
+    assert [event["status"] for event in logs.named("invocation")] == ["interrupted", "success"]
+    (item,) = judge.items
+    assert (item.question, item.answer) == ("Can I get a refund of 40 EUR?", "Your refund of 40 EUR is approved.")
+    assert value(registry, "llm_judge_dropped_total", reason="no_answer") == 0

@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from langchain_llmmonitor.workers import QUEUE_FULL, SHUTDOWN, Worker
 from .conftest import fake_model, value
 
 ROOT = Path(__file__).resolve().parent.parent
-EVER = (datetime.now(timezone.utc) - timedelta(days=1), datetime.now(timezone.utc) + timedelta(days=1))
+EVER = (datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(days=1))
 PROMPT = ChatPromptTemplate.from_messages([("human", "{question}")])
 WAIT_S = 10.0
 

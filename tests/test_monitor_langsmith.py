@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from tests.conftest import value
 
 QUESTION = "How long do I have to return an item?"
 JUDGE_KEYS = {"faithfulness", "relevance", "completeness", "hallucination"}
-ALL_TIME = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+ALL_TIME = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -254,9 +254,9 @@ def test_store_outage_does_not_reach_the_chain(tmp_path, registry, logs):
 def test_invocation_started_at_is_wall_clock_time(tmp_path, registry, logs):
     """Stored start times are real UTC moments (the review buckets them by day)."""
     monitor = Monitor(registry=registry, logger=logs.logger, sample_rate=0.0, store=tmp_path / "m.db")
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     build_chain().invoke(QUESTION, config={"callbacks": [monitor]})
     assert monitor.flush(10)
     (invocation,) = monitor.store.invocations(before - timedelta(minutes=1), before + timedelta(minutes=1))
-    assert before - timedelta(seconds=1) <= invocation.started_at <= datetime.now(timezone.utc)
+    assert before - timedelta(seconds=1) <= invocation.started_at <= datetime.now(UTC)
     monitor.close()

@@ -20,6 +20,7 @@ from langchain_llmmonitor.core.judging import (
     JudgeTimeout,
     Scores,
 )
+from langchain_llmmonitor.core.usage import Usage
 from langchain_llmmonitor.pricing import PriceTable
 from langchain_llmmonitor.quality.judges.openai_judge import OpenAIJudge
 from langchain_llmmonitor.quality.judges.prompt import PROMPT_VERSION, SCHEMA_NAME, SCORES_SCHEMA, build_messages
@@ -69,7 +70,7 @@ def test_valid_reply_becomes_a_pinned_verdict_with_usage_and_cost(server: FakeOp
     assert (verdict.usage.prompt_tokens, verdict.usage.completion_tokens) == (1_000, 50)
     price = PriceTable.default().lookup("gpt-4o-mini")
     assert price is not None
-    assert verdict.usage.cost_usd == pytest.approx(price.cost(prompt=1_000, completion=50))
+    assert verdict.usage.cost_usd == pytest.approx(price.cost(Usage(prompt=1_000, completion=50)))
     assert verdict.usage.cost_usd > 0
 
 

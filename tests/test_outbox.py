@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from tests.conftest import LogRecorder, value
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ITEMS_IN_KILL_TEST = 30
 DB_NAME = "monitor.db"
-FAR = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+FAR = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def rating(index: int = 0, **changes: Any) -> UserFeedbackRecord:
         rating="positive",
         comment=f"answer {index} was right",
         source="web",
-        created_at=datetime.now(timezone.utc) + timedelta(microseconds=index),
+        created_at=datetime.now(UTC) + timedelta(microseconds=index),
     )
     return UserFeedbackRecord(**{**fields, **changes})
 
@@ -238,7 +238,7 @@ def test_429_waits_at_least_the_retry_after(
     server.fail_next(1, status=429, path="/feedback", retry_after=1)
     [item_id] = add_ratings(store, 1)
     forwarder = make_forwarder()
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
 
     assert forwarder.deliver_once() == 0
     waiting = store.outbox_item(item_id)
@@ -314,7 +314,7 @@ def test_bad_key_waits_the_longest_backoff_and_is_not_parked(
         [item_id] = add_ratings(store, 1)
         forwarder = make_forwarder(max_backoff_seconds=30.0)
         point_langsmith_at(monkeypatch, guarded.url, api_key=key)
-        before = datetime.now(timezone.utc)
+        before = datetime.now(UTC)
 
         assert forwarder.deliver_once() == 0
     waiting = store.outbox_item(item_id)

@@ -10,7 +10,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ HALLUCINATED = EvaluationInput(
     answer="Berlin is the capital of France, founded by Napoleon in 1802.",
 )
 SECRET = "sk-live0123456789abcdefXYZ"
-EVER = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 Make = Callable[..., QualityPipeline]
 WAIT_S = 10.0  # upper bound for waiting on an event that must happen; never what an assertion measures
 JUDGE_SETTINGS = frozenset(JudgeConfig.__dataclass_fields__)

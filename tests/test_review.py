@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,7 @@ from langchain_llmmonitor.review._sections import (
 from langchain_llmmonitor.storage.store import Store
 from langchain_llmmonitor.testing.langsmith_server import TENANT_ID, FakeLangSmith, fast_client
 
-NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, tzinfo=UTC)
 WEEK = timedelta(weeks=1)
 # Verdicts are statistical; these seeds are checked cases (DEFAULT_SEED's docstring): in "degradation" they flag
 # faithfulness and hallucination only, in "stable" nothing. ~10% of seeds miss the drop in its first week.
@@ -637,7 +637,7 @@ def test_langsmith_feedback_is_merged_once_with_exact_links(
     langsmith: FakeLangSmith, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """LangSmith-only scores and ratings join once (forwarded ones not twice), with exact links and a progress bar."""
-    until = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=10)  # the fake stamps real time
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)  # the fake stamps real time
     store = Store(tmp_path / "monitor.db")
     generate_history(store, now=until, seed=SEED, scenario="stable")
     client = fast_client(langsmith.url, auto_batch_tracing=False)

@@ -17,6 +17,7 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 
 from langchain_llmmonitor import Monitor
+from langchain_llmmonitor.core.usage import Usage
 from langchain_llmmonitor.demo.app import build_retriever
 from langchain_llmmonitor.pricing import PriceTable
 
@@ -80,7 +81,7 @@ async def test_every_entry_point_counts_requests_tokens_cost_and_latency(entry_p
     assert value(registry, "llm_request_duration_seconds_count", model="gpt-4o-mini") == n
     for kind, tokens in [("prompt", 120), ("completion", 30), ("cache_read", 20), ("reasoning", 10)]:
         assert value(registry, "llm_tokens_total", model="gpt-4o-mini", type=kind) == n * tokens
-    expected_cost = PriceTable.default().lookup("gpt-4o-mini").cost(prompt=120, completion=30, cache_read=20)
+    expected_cost = PriceTable.default().lookup("gpt-4o-mini").cost(Usage(prompt=120, completion=30, cache_read=20))
     assert value(registry, "llm_cost_usd_total", model="gpt-4o-mini") == pytest.approx(n * expected_cost)
     assert value(registry, "llm_invocations_total", name="qa", status="success") == n
     assert value(registry, "llm_invocation_duration_seconds_count", name="qa") == n

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from langchain_llmmonitor.storage.store import Store
 from tests._postgres import postgres_url  # noqa: F401 - the fixture
 from tests.conftest import value
 
-T0 = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
 LONG_AGO, FAR_AHEAD = T0 - timedelta(days=365), T0 + timedelta(days=365)
 
 
@@ -117,7 +117,7 @@ def test_invocations_round_trip_and_duplicates_are_ignored(store: Store) -> None
 
     stored = list(store.invocations(LONG_AGO, FAR_AHEAD))
     assert stored == [first, second, invocation(2)]
-    assert stored[0].started_at.tzinfo == timezone.utc
+    assert stored[0].started_at.tzinfo == UTC
 
 
 def test_review_queries_select_a_half_open_window_across_chunks(store: Store) -> None:
@@ -180,7 +180,7 @@ def test_retried_add_evaluation_keeps_the_same_ids(store: Store, registry: Colle
 
     assert len(list(store.evaluations(LONG_AGO, FAR_AHEAD))) == 1
     assert store.pending_count() == 4
-    after_the_lease = datetime.now(timezone.utc) + timedelta(minutes=2)
+    after_the_lease = datetime.now(UTC) + timedelta(minutes=2)
     assert set(claim_all(store, now=after_the_lease)) == first_ids
     assert value(registry, "llm_feedback_outbox_pending") == 4
 
@@ -237,7 +237,7 @@ def test_claims_are_disjoint_until_the_lease_expires(store: Store) -> None:
     """Two claims in a row share nothing; once the lease has run out the items are claimable again."""
     for _ in range(5):
         store.add_user_feedback(rating())
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     first = {item.id for item in store.claim_due(3, lease_seconds=30, now=now)}
     second = {item.id for item in store.claim_due(3, lease_seconds=30, now=now)}
@@ -252,7 +252,7 @@ def test_delivery_outcomes_move_items_through_their_states(store: Store) -> None
     delivered, failed, dead, released = (rating() for _ in range(4))
     for record in (delivered, failed, dead, released):
         store.add_user_feedback(record)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     retry_at = now + timedelta(seconds=10)
     assert len(store.claim_due(10, lease_seconds=60, now=now)) == 4
 
@@ -281,7 +281,7 @@ def test_purge_delivered_keeps_pending_items_and_the_records(store: Store) -> No
     store.add_user_feedback(purged)
     store.mark_delivered([purged.id])
 
-    assert store.purge_delivered(datetime.now(timezone.utc) + timedelta(seconds=1)) == 1
+    assert store.purge_delivered(datetime.now(UTC) + timedelta(seconds=1)) == 1
     assert store.outbox_item(purged.id) is None
     assert store.pending_count() == 1
     assert len(list(store.user_feedback(LONG_AGO, FAR_AHEAD))) == 2

@@ -22,7 +22,7 @@ import struct
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 MIN_SECRET_BYTES = 32
@@ -115,7 +115,7 @@ class FeedbackTokens:
         if not hmac.compare_digest(mac, self._mac(run_id, header)):
             raise InvalidFeedbackToken("the feedback token is not valid for this run")
         if self._clock() >= expires:
-            expired_at = datetime.fromtimestamp(expires, timezone.utc).isoformat()
+            expired_at = datetime.fromtimestamp(expires, UTC).isoformat()
             raise ExpiredFeedbackToken(f"the feedback token expired at {expired_at}")
 
     def _mac(self, run_id: str | uuid.UUID, header: bytes) -> bytes:

@@ -17,8 +17,12 @@ After `close()` the handler sets LangChain's own `ignore_*` switches, so LangCha
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -43,6 +47,7 @@ from .sampling import AFTER_ERROR, AFTER_FEEDBACK, SampleDecision, Sampler
 _CONTROL_FLOW_ERRORS = frozenset({"GraphBubbleUp", "GraphInterrupt", "NodeInterrupt", "ParentCommand"})
 _CANCELLATION_ERRORS = frozenset({"NodeCancelledError"})  # LangGraph cancelling a node, e.g. when a sibling failed
 _MAX_REQUEST_ID_CHARS = 200
+_running_loop = asyncio._get_running_loop  # None outside a loop, where `get_running_loop` raises (and costs more)
 
 
 class JobQueue(Protocol):
@@ -67,6 +72,19 @@ def outcome_of(error: BaseException) -> str:
     if names & _CANCELLATION_ERRORS:
         return CANCELLED
     return ERROR
+
+
+@dataclass(slots=True)
+class Finish:
+    """How a root ended, held until its LLM calls have settled so that the invocation has every call's tokens."""
+
+    run_id: UUID
+    status: str
+    error: BaseException | None
+    elapsed: float
+    answer: Any
+    inputs: Any
+    settle_by: float
 
 
 class _BindOnFirstUse:
@@ -127,6 +145,9 @@ class CallbackHandler(BaseCallbackHandler):
             clock=clock,
         )
         self._request_id_key = config.runs.request_id_key
+        self._settle_seconds = config.runs.settle_seconds
+        self._unsettled: deque[Trace] = deque()  # finished roots waiting for late LLM ends, in finish order
+        self._settle_lock = threading.RLock()
         self._sampler = Sampler(config.sampling)
         self._evaluate_errors = config.sampling.evaluate_errors
         self._evaluate_without_context = config.sampling.evaluate_without_context
@@ -169,9 +190,10 @@ class CallbackHandler(BaseCallbackHandler):
             entry = self._runs.pop(run_id.int, None)
             if entry is None or type(entry) is Trace:  # unknown, or a nested step: a link, nothing to record
                 return
-            run = self._ended(entry, run_id, CHAIN, "on_chain_end")
+            run = self._ended(entry, run_id.int, CHAIN, "on_chain_end")
             if run is not None and run.is_root:  # a streamed root gets its real input only here
-                self._finish_root(run_id, run, SUCCESS, None, outputs, inputs)
+                status = INTERRUPTED if run.trace.paused else SUCCESS  # LangGraph returns normally from interrupt()
+                self._finish_root(run_id, run, status, None, outputs, inputs)
         except Exception as failure:  # noqa: BLE001 - the one error policy (module docstring)
             self._handler_failed("on_chain_end", failure)
 
@@ -183,8 +205,8 @@ class CallbackHandler(BaseCallbackHandler):
             status = outcome_of(error)
             if run.is_root:
                 self._finish_root(run_id, run, status, error if status == ERROR else None)
-            elif status == ERROR:
-                run.trace.failed_steps += 1
+            else:
+                self._step_outcome(run.trace, status, error)
         except Exception as failure:  # noqa: BLE001 - the one error policy (module docstring)
             self._handler_failed("on_chain_error", failure)
 
@@ -223,8 +245,32 @@ class CallbackHandler(BaseCallbackHandler):
             trace = self._new_trace(run_id, parent_run_id, _run_name(serialized, kwargs, LLM), now, metadata, tags)
             trace.inputs = first_prompt
             run = Run(LLM, now, trace, model or "", True)
-        self._runs.add(run_id.int, run)
+        if metadata and is_mapping(metadata):
+            run.provider = metadata.get("ls_provider")
+        key = run_id.int
+        self._runs.add(key, run)
+        run.trace.open_llm_runs.add(key)
         self._metrics.active.inc()
+        loop = _running_loop()
+        if loop is not None:
+            self._watch_task(key, run, loop)
+
+    def _watch_task(self, key: int, run: Run, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the call when its task is cancelled: LangChain then sends neither an end nor an error."""
+        task = asyncio.current_task(loop)
+        if task is not None:
+            callback = partial(self._task_done, key)
+            task.add_done_callback(callback)
+            run.watch = (task, callback)
+
+    def _task_done(self, key: int, task: asyncio.Task[Any]) -> None:
+        try:
+            if task.cancelled():
+                run = self._runs.pop(key, None)
+                if run is not None and self._ended(run, key, LLM, "llm_task_cancelled") is not None:
+                    self._llm_failed(UUID(int=key), run, CANCELLED, None)  # type: ignore[arg-type]
+        except Exception as failure:  # noqa: BLE001 - the one error policy (module docstring)
+            self._handler_failed("llm_task_cancelled", failure)
 
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         try:
@@ -242,47 +288,76 @@ class CallbackHandler(BaseCallbackHandler):
             latency = self._clock() - run.started
             if not hasattr(response, "generations"):
                 self._malformed("on_llm_end", f"response is {type(response).__name__}, not an LLMResult")
-            model = run.label or self._extract("on_llm_end", model_at_end, response) or UNKNOWN_MODEL
+            # The model the provider says answered is what was billed (a dated snapshot; Azure's model, not a deployment).
+            answered_by = self._extract("on_llm_end", model_at_end, response)
+            model = run.label or answered_by or UNKNOWN_MODEL
+            if answered_by and run.provider == "azure":  # Azure's label is a deployment name, not a model
+                model = answered_by
             usage = self._extract("on_llm_end", usage_of, response)
-            self._record_llm_call(run_id, run, model, usage, latency)
+            self._record_llm_call(run_id, run, model, answered_by or model, usage, latency)
             if run.is_root:
                 self._finish_root(run_id, run, SUCCESS, None, self._extract("on_llm_end", _first_generation, response))
+            elif run.trace.finish is not None:  # the root ended first (an abandoned stream): the last end writes it
+                self._settle_if_done(run.trace)
         except Exception as failure:  # noqa: BLE001 - the one error policy (module docstring)
             self._handler_failed("on_llm_end", failure)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         try:
             run = self._end(run_id, LLM, "on_llm_error")
-            if run is None:
-                return
-            latency = self._clock() - run.started
-            model = run.label or UNKNOWN_MODEL
-            status = outcome_of(error)
-            self._metrics.requests(model, status).inc()
-            if status == ERROR:
-                run.trace.failed_steps += 1
-                self._metrics.request_duration(model).observe(latency)
-                self._metrics.errors(model, type(error).__name__).inc()
-            if status == ERROR or self._info_enabled:
-                fields = dict(run_id=str(run_id), trace_id=str(run.trace.trace_id), model=model, status=status)
-                if status == ERROR:
-                    self._log.warning("llm_call", error=describe_error(error), latency_s=round(latency, 4), **fields)
-                else:
-                    self._log.info("llm_call", latency_s=round(latency, 4), **fields)
-            if run.is_root:
-                self._finish_root(run_id, run, status, error if status == ERROR else None)
+            if run is not None:
+                self._llm_failed(run_id, run, outcome_of(error), error, kwargs.get("response"))  # type: ignore[arg-type]
         except Exception as failure:  # noqa: BLE001 - the one error policy (module docstring)
             self._handler_failed("on_llm_error", failure)
 
-    def _record_llm_call(self, run_id: UUID, run: Run, model: str, usage: Usage | None, latency: float) -> None:
+    def _llm_failed(
+        self, run_id: UUID, run: Run, status: str, error: BaseException | None, cut_short: Any = None
+    ) -> None:
+        """An LLM call that ended without a result: failed, cancelled (by its task or its root) or interrupted.
+
+        `cut_short` is what a stream produced before it was cut short (an LLMResult); the tokens it reports were billed.
+        """
+        latency = self._clock() - run.started
+        model = run.label or UNKNOWN_MODEL
+        trace = run.trace
+        trace.llm_calls += 1
+        self._metrics.requests(model, status).inc()
+        usage = self._extract("on_llm_error", usage_of, cut_short) if cut_short is not None else None
+        if usage is not None:
+            self._record_usage(model, usage, trace, model, run.provider)
+        ttft = None
+        if run.first_token_at is not None:  # a token arrived before the call was cut short: its wait was real
+            ttft = run.first_token_at - run.started
+            self._metrics.time_to_first_token(model).observe(ttft)
+        if status == ERROR:
+            trace.failed_llm_calls += 1
+            trace.failed_steps += 1
+            self._metrics.request_duration(model).observe(latency)
+            self._metrics.errors(model, type(error).__name__).inc()
+        if status == ERROR or self._info_enabled:
+            fields = dict(run_id=str(run_id), trace_id=str(trace.trace_id), model=model, status=status)
+            ttft_s = None if ttft is None else round(ttft, 4)
+            if status == ERROR:
+                self._log.warning("llm_call", error=describe_error(error), latency_s=round(latency, 4), **fields)
+            else:
+                self._log.info("llm_call", latency_s=round(latency, 4), ttft_s=ttft_s, **fields)
+        if run.is_root:
+            self._finish_root(run_id, run, status, error if status == ERROR else None)
+        elif trace.finish is not None:
+            self._settle_if_done(trace)
+
+    def _record_llm_call(
+        self, run_id: UUID, run: Run, model: str, billed_model: str, usage: Usage | None, latency: float
+    ) -> None:
         metrics = self._metrics
+        run.trace.llm_calls += 1
         metrics.requests(model, SUCCESS).inc()
         metrics.request_duration(model).observe(latency)
         ttft = None
         if run.first_token_at is not None:
             ttft = run.first_token_at - run.started
             metrics.time_to_first_token(model).observe(ttft)
-        cost = self._record_usage(model, usage, run.trace)
+        cost = self._record_usage(model, usage, run.trace, billed_model, run.provider)
         if self._info_enabled:
             self._log.info(
                 "llm_call",
@@ -295,14 +370,17 @@ class CallbackHandler(BaseCallbackHandler):
                 prompt_tokens=usage.prompt if usage else None,
                 completion_tokens=usage.completion if usage else None,
                 cache_read_tokens=usage.cache_read if usage else None,
+                cache_write_tokens=usage.cache_creation if usage else None,
                 reasoning_tokens=usage.reasoning if usage else None,
                 cost_usd=None if cost is None else round(cost, 6),
             )
 
-    def _record_usage(self, model: str, usage: Usage | None, trace: Trace) -> float | None:
-        """Token and cost metrics for one call; returns the cost, or None when it is unknown."""
+    def _record_usage(
+        self, model: str, usage: Usage | None, trace: Trace, billed_model: str, provider: str | None
+    ) -> float | None:
+        """Token and cost metrics for one call, priced as the model the provider says answered; returns the cost, or
+        None when it is unknown."""
         metrics = self._metrics
-        trace.llm_calls += 1
         if usage is None:
             metrics.usage_missing(model).inc()
             trace.unpriced_calls += 1
@@ -317,17 +395,12 @@ class CallbackHandler(BaseCallbackHandler):
         if usage.reasoning:
             tokens(model, "reasoning").inc(usage.reasoning)
         trace.usage.add(usage)
-        price = self._prices.lookup(model)
+        price = self._prices.lookup(billed_model, provider, usage.service_tier)
         if price is None:
             metrics.unpriced(model).inc()
             trace.unpriced_calls += 1
             return None
-        cost = price.cost(
-            prompt=usage.prompt,
-            completion=usage.completion,
-            cache_read=usage.cache_read,
-            cache_creation=usage.cache_creation,
-        )
+        cost = price.cost(usage)
         metrics.cost(model).inc(cost)
         trace.cost_usd += cost
         return cost
@@ -408,6 +481,14 @@ class CallbackHandler(BaseCallbackHandler):
         trace.inputs = inputs
         self._runs.add(run_id.int, Run(kind, now, trace, label, True))
 
+    @staticmethod
+    def _step_outcome(trace: Trace, status: str, error: BaseException) -> None:
+        """What a step that raised tells about its trace: a failure, or a pause for a human (LangGraph interrupt)."""
+        if status == ERROR:
+            trace.failed_steps += 1
+        elif status == INTERRUPTED and _pauses(error):
+            trace.paused = True
+
     def _keep_documents(self, run: Run, documents: Any) -> None:
         """Count what a retriever returned and keep the first few for the judge, unless the trace opted out."""
         if not is_sequence(documents):
@@ -430,8 +511,7 @@ class CallbackHandler(BaseCallbackHandler):
         calls(run.label, status).inc()
         if status != CANCELLED:
             duration(run.label).observe(self._clock() - run.started)
-        if status == ERROR:
-            run.trace.failed_steps += 1
+        self._step_outcome(run.trace, status, error)
         if run.is_root:
             self._finish_root(run_id, run, status, error if status == ERROR else None)
 
@@ -450,17 +530,26 @@ class CallbackHandler(BaseCallbackHandler):
 
     def _end(self, run_id: UUID, kind: str, event: str) -> Entry | None:
         """Forget a run that ended; None when it is unknown (never seen, expired) or ended as a different kind."""
-        run = self._runs.pop(run_id.int, None)
-        return None if run is None else self._ended(run, run_id, kind, event)
+        key = run_id.int
+        run = self._runs.pop(key, None)
+        return None if run is None else self._ended(run, key, kind, event)
 
-    def _ended(self, run: Entry, run_id: UUID, kind: str, event: str) -> Entry | None:
+    def _ended(self, run: Entry, key: int, kind: str, event: str) -> Entry | None:
         """A run just taken out of the table, checked against the kind of its end event."""
         if run.kind == LLM:
-            self._metrics.active.dec()
+            self._llm_left(key, run)  # type: ignore[arg-type]
         if run.kind != kind:
-            self._malformed(event, f"run {run_id} started as {run.kind}")
+            self._malformed(event, f"run {UUID(int=key)} started as {run.kind}")
             return None
         return run
+
+    def _llm_left(self, key: int, run: Run) -> None:
+        """An LLM call is out of the table, however it ended: it is no longer in flight."""
+        self._metrics.active.dec()
+        run.trace.open_llm_runs.discard(key)
+        if run.watch is not None:
+            task, callback = run.watch
+            task.remove_done_callback(callback)
 
     def _forget(self, key: int, run: Entry, age: float, reason: str) -> None:
         """A run that will never end here: counted apart by why (aged out, table full, monitor closed)."""
@@ -469,7 +558,9 @@ class CallbackHandler(BaseCallbackHandler):
         else:
             self._metrics.runs_evicted(run.kind, reason).inc()
         if run.kind == LLM:
-            self._metrics.active.dec()
+            self._llm_left(key, run)  # type: ignore[arg-type]
+            if run.trace.finish is not None:
+                self._settle_if_done(run.trace)
         self._log.warning(
             "run_expired" if reason == AGE else "run_evicted",
             run_id=str(UUID(int=key)),
@@ -515,14 +606,56 @@ class CallbackHandler(BaseCallbackHandler):
     def _finish_root(
         self, run_id: UUID, run: Run, status: str, error: BaseException | None, answer: Any = None, inputs: Any = None
     ) -> None:
-        elapsed = self._clock() - run.started
+        """Metrics of a finished root now; its log event, record and evaluation once its LLM calls have settled."""
+        now = self._clock()
+        elapsed = now - run.started
         trace = run.trace
         self._metrics.invocations(trace.name, status).inc()
         if status != CANCELLED:
             self._metrics.invocation_duration(trace.name).observe(elapsed)
+        if self._unsettled:
+            self._settle_due(now)
+        inputs = inputs if inputs is not None else trace.inputs
+        finish = Finish(run_id, status, error, elapsed, answer, inputs, now + self._settle_seconds)
+        if not trace.open_llm_runs:
+            self._settled(trace, finish)
+            return
+        trace.finish = finish
+        self._unsettled.append(trace)
+        if not self._settle_seconds:
+            self._settle_due(now)
+
+    def _settle_if_done(self, trace: Trace) -> None:
+        """Write a finished root whose last LLM call just ended (once, whichever thread gets here first)."""
+        if trace.open_llm_runs:
+            return
+        with self._settle_lock:
+            finish, trace.finish = trace.finish, None
+        if finish is not None:
+            self._settled(trace, finish)
+
+    def _settle_due(self, now: float, *, everything: bool = False) -> None:
+        """Close the LLM calls that outlived their root's grace as cancelled; their root is then written."""
+        with self._settle_lock:
+            while self._unsettled:
+                trace = self._unsettled[0]
+                if trace.finish is not None and trace.finish.settle_by > now and not everything:
+                    return
+                self._unsettled.popleft()
+                for key in list(trace.open_llm_runs):
+                    run = self._runs.pop(key, None)
+                    if run is not None and self._ended(run, key, LLM, "settle") is not None:
+                        self._llm_failed(UUID(int=key), run, CANCELLED, None)  # type: ignore[arg-type]
+                trace.open_llm_runs.clear()  # any left had already been forgotten (expired, evicted)
+                self._settle_if_done(trace)
+
+    def _settled(self, trace: Trace, finish: Finish) -> None:
+        """The root's log event, evaluation and record, with the tokens and cost of every one of its calls."""
+        run_id, status, error, elapsed, answer, inputs = (
+            finish.run_id, finish.status, finish.error, finish.elapsed, finish.answer, finish.inputs
+        )  # fmt: skip
         if error is not None or self._info_enabled:
             self._log_invocation(run_id, trace, status, elapsed, error)
-        inputs = inputs if inputs is not None else trace.inputs
         evaluated = False
         if status == SUCCESS and answer is not None:
             decision = trace.sample
@@ -543,6 +676,7 @@ class CallbackHandler(BaseCallbackHandler):
             status=status,
             latency_s=round(elapsed, 4),
             llm_calls=trace.llm_calls,
+            failed_llm_calls=trace.failed_llm_calls,
             prompt_tokens=trace.usage.prompt,
             completion_tokens=trace.usage.completion,
             cost_usd=round(trace.cost_usd, 6) if not trace.unpriced_calls else None,
@@ -563,7 +697,7 @@ class CallbackHandler(BaseCallbackHandler):
                 trace_id=str(trace.trace_id),
                 name=trace.name[:200],
                 status=status,
-                started_at=datetime.now(timezone.utc) - timedelta(seconds=elapsed),
+                started_at=datetime.now(UTC) - timedelta(seconds=elapsed),
                 latency_s=elapsed,
                 prompt_tokens=trace.usage.prompt,
                 completion_tokens=trace.usage.completion,
@@ -639,6 +773,7 @@ class CallbackHandler(BaseCallbackHandler):
         for switch in ("ignore_llm", "ignore_chat_model", "ignore_chain", "ignore_retriever", "ignore_agent"):
             setattr(self, switch, True)
         self._runs.drain()
+        self._settle_due(self._clock(), everything=True)
 
     # Introspection --------------------------------------------------------------------------------------------------
 
@@ -648,8 +783,16 @@ class CallbackHandler(BaseCallbackHandler):
         return len(self._runs)
 
     def expire_stale_runs(self) -> int:
-        """Age out runs that never ended now instead of at the next start; returns how many."""
-        return self._runs.sweep()
+        """Age out runs that never ended now instead of at the next start, and write finished roots whose LLM calls
+        outlived the settle grace; returns how many runs were aged out."""
+        expired = self._runs.sweep()
+        self._settle_due(self._clock())
+        return expired
+
+
+def _pauses(error: BaseException) -> bool:
+    """LangGraph's interrupt(): the graph stops and waits to be resumed (unlike `Command(graph=PARENT)` routing)."""
+    return any(cls.__name__ == "GraphInterrupt" for cls in type(error).__mro__)
 
 
 def _trace_id(run_id: UUID, parent_run_id: UUID | None) -> UUID:

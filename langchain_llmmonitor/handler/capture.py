@@ -21,7 +21,7 @@ def evaluation_input(
 ) -> EvaluationInput | None:
     """The judge's view of one trace, bounded and redacted as `config` says; None when there is no question or no
     answer to judge."""
-    question = text_of(inputs, config.question_key, QUESTION_KEYS, last_role="human")
+    question = text_of(inputs, config.question_key, QUESTION_KEYS, last_role="human") or _asked_in(outputs)
     answer = text_of(outputs, config.answer_key, ANSWER_KEYS, last_role="ai")
     if not question or not answer:
         return None
@@ -42,6 +42,17 @@ def evaluation_input(
         context=tuple(passages),
         answer=redact(answer[: config.max_text_chars]),
     )
+
+
+def _asked_in(outputs: Any) -> str:
+    """The last human message of a conversation state: the question of a run resumed with `Command(resume=...)`,
+    whose input is the resume value."""
+    messages = outputs.get("messages") if isinstance(outputs, Mapping) else None
+    if isinstance(messages, Sequence) and not isinstance(messages, str):
+        for message in reversed(messages):
+            if _role(message) == "human":
+                return _message_text(message)
+    return ""
 
 
 def _same(text: str) -> str:

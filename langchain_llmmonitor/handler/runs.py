@@ -39,10 +39,14 @@ class Trace:
     __slots__ = (
         "cost_usd",
         "documents",
+        "failed_llm_calls",
         "failed_steps",
+        "finish",
         "inputs",
         "llm_calls",
         "name",
+        "open_llm_runs",
+        "paused",
         "request_id",
         "run_id",
         "sample",
@@ -57,7 +61,10 @@ class Trace:
         self.trace_id = trace_id
         self.name = name
         self.started = started
-        self.llm_calls = 0
+        self.llm_calls = 0  # every call, whatever its outcome
+        self.failed_llm_calls = 0
+        self.open_llm_runs: set[int] = set()  # keys of the trace's LLM calls still in flight
+        self.finish: Any = None  # the root's outcome, held while its LLM calls settle (handler.callbacks.Finish)
         self.usage = Usage()
         self.cost_usd = 0.0
         self.unpriced_calls = 0
@@ -67,6 +74,7 @@ class Trace:
         self.inputs: Any = None
         self.documents: list[Any] = []
         self.failed_steps = 0
+        self.paused = False  # a step called LangGraph's interrupt(): the root returns normally, waiting for a human
         self.request_id: str | None = None
 
     @property
@@ -77,7 +85,7 @@ class Trace:
 class Run:
     """One root, LLM call, retriever or tool in flight."""
 
-    __slots__ = ("first_token_at", "is_root", "kind", "label", "started", "trace")
+    __slots__ = ("first_token_at", "is_root", "kind", "label", "provider", "started", "trace", "watch")
 
     def __init__(self, kind: str, started: float, trace: Trace, label: str, is_root: bool) -> None:
         self.kind = kind
@@ -86,6 +94,8 @@ class Run:
         self.label = label
         self.first_token_at: float | None = None
         self.is_root = is_root
+        self.provider: str | None = None  # LangChain's `ls_provider` of an LLM call, for its price
+        self.watch: Any = None  # (asyncio task, its done callback) of an LLM call made from a task
 
 
 Entry = Run | Trace

@@ -10,7 +10,7 @@ a client and a project, both ids are read from LangSmith once and the links are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import quote
 
@@ -104,7 +104,7 @@ def rating_from_store(record: UserFeedbackRecord) -> Rating:
 
 def aware(moment: datetime) -> datetime:
     """LangSmith may answer naive times, which are UTC."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class RunLinker:

@@ -152,6 +152,12 @@ class MonitorMetrics:
         )
         self.errors = counter("llm_errors_total", "Failed LLM calls by exception type.", ("model", "error_type"))
         self.active = gauge("llm_active_requests", "LLM calls in flight.")
+        self.prices = gauge(
+            "llm_monitor_prices_info",
+            "The prices costs are computed with (1 for the source in use).",
+            ("source",),
+            "max",
+        )
 
     def _invocations_and_steps(self) -> None:
         """Whole invocations (the root run of each trace), retrievers and tools."""

@@ -152,7 +152,7 @@ class _Fault:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return datetime.datetime.now(datetime.UTC).isoformat()
 
 
 def _uuid_str(value: Any, name: str) -> str:
@@ -208,15 +208,15 @@ def _aware(moment: str) -> datetime.datetime:
         parsed = datetime.datetime.fromisoformat(moment.replace("Z", "+00:00"))
     except (TypeError, ValueError) as error:
         raise _HttpError(422, f"not an ISO time: {moment!r}") from error
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
 
 def _expiry(spec: dict[str, Any]) -> datetime.datetime:
     if spec.get("expires_at"):
         expires_at = datetime.datetime.fromisoformat(spec["expires_at"])
-        return expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=datetime.timezone.utc)
+        return expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=datetime.UTC)
     lifetime = datetime.timedelta(**spec["expires_in"]) if spec.get("expires_in") else DEFAULT_TOKEN_LIFETIME
-    return datetime.datetime.now(datetime.timezone.utc) + lifetime
+    return datetime.datetime.now(datetime.UTC) + lifetime
 
 
 class _HttpServer(http.server.ThreadingHTTPServer):
@@ -875,7 +875,7 @@ class FakeLangSmith:
             token = self._tokens.get(_uuid_str(token_id, "token id"))
             if token is None:
                 raise _HttpError(404, "Feedback ingest token not found")
-            if datetime.datetime.fromisoformat(token["expires_at"]) < datetime.datetime.now(datetime.timezone.utc):
+            if datetime.datetime.fromisoformat(token["expires_at"]) < datetime.datetime.now(datetime.UTC):
                 raise _HttpError(400, "Feedback ingest token has expired")
             edits = {name: values.get(name) for name in FEEDBACK_EDITABLE_FIELDS}
             existing = self._feedback.get(token["feedback_id"] or "")

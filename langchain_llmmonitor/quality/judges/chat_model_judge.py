@@ -26,6 +26,7 @@ from ...core.judging import (
     JudgeUsage,
     Verdict,
 )
+from ...core.usage import from_usage_metadata
 from ...core.vocabulary import JUDGE_TAG
 from ...pricing import PriceTable
 from .prompt import PROMPT_VERSION, SCHEMA_NAME, SCORES_SCHEMA, build_messages, parse_scores
@@ -91,18 +92,12 @@ class ChatModelJudge:
         usage = getattr(message, "usage_metadata", None)
         if not usage:
             return JudgeUsage()
-        prompt, completion = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
-        details = usage.get("input_token_details") or {}
-        price = self._prices.lookup(self.model) if self.model != "unknown" else None
-        cost = None
-        if price is not None:
-            cost = price.cost(
-                prompt=prompt,
-                completion=completion,
-                cache_read=details.get("cache_read", 0),
-                cache_creation=details.get("cache_creation", 0),
-            )
-        return JudgeUsage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)
+        tokens = from_usage_metadata(usage)
+        if tokens is None:
+            return JudgeUsage()
+        price = self._prices.lookup(self.model, None, tokens.service_tier) if self.model != "unknown" else None
+        cost = price.cost(tokens) if price is not None else None
+        return JudgeUsage(prompt_tokens=tokens.prompt, completion_tokens=tokens.completion, cost_usd=cost)
 
 
 def _structured_payload(result: Mapping[str, Any]) -> Any:

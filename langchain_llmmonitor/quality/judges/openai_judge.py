@@ -25,6 +25,7 @@ from ...core.judging import (
     JudgeUsage,
     Verdict,
 )
+from ...core.usage import Usage
 from ...pricing import PriceTable
 from .prompt import PROMPT_VERSION, SCHEMA_NAME, SCORES_SCHEMA, build_messages, parse_scores
 
@@ -119,11 +120,15 @@ class OpenAIJudge:
             return JudgeUsage()
         details = usage.prompt_tokens_details
         cached = (details.cached_tokens or 0) if details is not None else 0
-        price = self._prices.lookup(completion.model or self.model)
-        cost = None
-        if price is not None:
-            cost = price.cost(prompt=usage.prompt_tokens, completion=usage.completion_tokens, cache_read=cached)
+        price = self._prices.lookup(completion.model or self.model, "openai", _tier(completion.service_tier))
+        tokens = Usage(prompt=usage.prompt_tokens, completion=usage.completion_tokens, cache_read=cached)
+        cost = price.cost(tokens) if price is not None else None
         return JudgeUsage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, cost_usd=cost)
+
+
+def _tier(service_tier: str | None) -> str | None:
+    """The tiers priced apart (flex, priority); "default" and "auto" are the standard price."""
+    return service_tier if service_tier in ("flex", "priority") else None
 
 
 def _content(completion: ChatCompletion) -> str:
