@@ -91,6 +91,44 @@ STANDARD = {"input_tokens": 100, "output_tokens": 40, "total_tokens": 140}
             id="usage_metadata-details",
         ),
         pytest.param(
+            LLMResult(
+                generations=[
+                    [
+                        chat(
+                            {
+                                "input_tokens": 300,
+                                "output_tokens": 90,
+                                "total_tokens": 390,
+                                "input_token_details": {"audio": 200, "cache_read": 50},
+                                "output_token_details": {"audio": 60},
+                            }
+                        )
+                    ]
+                ]
+            ),
+            Usage(prompt=300, completion=90, cache_read=50, input_audio=200, output_audio=60),
+            id="openai-audio",
+        ),
+        pytest.param(
+            LLMResult(
+                generations=[
+                    [
+                        chat(
+                            {
+                                "input_tokens": 100,
+                                "output_tokens": 40,
+                                "total_tokens": 140,
+                                "input_token_details": {"flex_cache_read": 30, "flex": 70},
+                                "output_token_details": {"flex_reasoning": 10, "flex": 30},
+                            }
+                        )
+                    ]
+                ]
+            ),
+            Usage(prompt=100, completion=40, cache_read=30, reasoning=10, service_tier="flex"),
+            id="openai-flex-tier-named",
+        ),
+        pytest.param(
             LLMResult(generations=[[chat(STANDARD), chat(STANDARD)]]),
             Usage(prompt=100, completion=40),
             id="n-choices-not-double-counted",

@@ -230,3 +230,12 @@ def test_bad_price_files_fail_with_a_clear_error(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
         PriceTable.from_file(path)
+
+
+def test_audio_tokens_are_priced_at_their_own_rate():
+    """Audio input and output tokens cost what the source charges for audio, not text (OpenAI realtime, Gemini)."""
+    usage = Usage(prompt=10_000, completion=2_000, input_audio=6_000, output_audio=1_500)
+    for model, provider in (("gpt-4o-mini-realtime-preview", "openai"), ("gemini-2.5-flash", "google")):
+        price = TABLE.lookup(model, provider)
+        assert price.input_audio > price.input
+        assert price.cost(usage) == pytest.approx(source_cost(usage, model, provider), rel=1e-9)
