@@ -42,6 +42,11 @@ class Usage:
         return self.prompt + self.completion
 
 
+def is_mapping(value: Any) -> bool:
+    """`isinstance(value, Mapping)`, without the ABC machinery for the dicts LangChain passes (this runs per event)."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def count(value: Any) -> int:
     """A token count as reported, or 0 for anything that is not a count (missing, negative, NaN, a bool)."""
     if type(value) is int:  # nearly always: first, and without the isinstance chain
@@ -64,11 +69,11 @@ def from_usage_metadata(metadata: Any) -> Usage | None:
     - langchain-google-vertexai leaves thinking tokens out of `output_tokens` (its `total_tokens` has them): they are
       completion tokens all the same, billed at the output price.
     """
-    if not _is_mapping(metadata) or ("input_tokens" not in metadata and "output_tokens" not in metadata):
+    if not is_mapping(metadata) or ("input_tokens" not in metadata and "output_tokens" not in metadata):
         return None
     usage = Usage(count(metadata.get("input_tokens")), count(metadata.get("output_tokens")))
     input_details = metadata.get("input_token_details")
-    if input_details and _is_mapping(input_details):  # most calls report no details: skip them without a lookup
+    if input_details and is_mapping(input_details):  # most calls report no details: skip them without a lookup
         usage.cache_read = _tiered(input_details, "cache_read")
         written_1h = count(input_details.get("ephemeral_1h_input_tokens"))
         by_ttl = count(input_details.get("ephemeral_5m_input_tokens")) + written_1h
@@ -77,7 +82,7 @@ def from_usage_metadata(metadata: Any) -> Usage | None:
         usage.input_audio = count(input_details.get("audio"))
         usage.service_tier = _service_tier(input_details)
     output_details = metadata.get("output_token_details")
-    if output_details and _is_mapping(output_details):
+    if output_details and is_mapping(output_details):
         usage.reasoning = _tiered(output_details, "reasoning")
         usage.output_audio = count(output_details.get("audio"))
         if usage.reasoning and _reasoning_outside_output(metadata, usage):
@@ -110,7 +115,3 @@ def _reasoning_outside_output(metadata: Mapping[str, Any], usage: Usage) -> bool
         return True
     total = count(metadata.get("total_tokens"))
     return total != usage.prompt + usage.completion and total == usage.prompt + usage.completion + usage.reasoning
-
-
-def _is_mapping(value: Any) -> bool:
-    return type(value) is dict or isinstance(value, Mapping)

@@ -325,10 +325,7 @@ class CallbackHandler(BaseCallbackHandler):
         usage = self._extract("on_llm_error", usage_of, cut_short) if cut_short is not None else None
         if usage is not None:
             self._record_usage(model, usage, trace, model, run.provider)
-        ttft = None
-        if run.first_token_at is not None:  # a token arrived before the call was cut short: its wait was real
-            ttft = run.first_token_at - run.started
-            self._metrics.time_to_first_token(model).observe(ttft)
+        ttft = self._first_token_wait(run, model)  # a token that came before the call was cut short: a real wait
         if status == ERROR:
             trace.failed_llm_calls += 1
             trace.failed_steps += 1
@@ -353,10 +350,7 @@ class CallbackHandler(BaseCallbackHandler):
         run.trace.llm_calls += 1
         metrics.requests(model, SUCCESS).inc()
         metrics.request_duration(model).observe(latency)
-        ttft = None
-        if run.first_token_at is not None:
-            ttft = run.first_token_at - run.started
-            metrics.time_to_first_token(model).observe(ttft)
+        ttft = self._first_token_wait(run, model)
         cost = self._record_usage(model, usage, run.trace, billed_model, run.provider)
         if self._info_enabled:
             self._log.info(
@@ -374,6 +368,14 @@ class CallbackHandler(BaseCallbackHandler):
                 reasoning_tokens=usage.reasoning if usage else None,
                 cost_usd=None if cost is None else round(cost, 6),
             )
+
+    def _first_token_wait(self, run: Run, model: str) -> float | None:
+        """Time to the first token of a streamed call (observed), None when no token came."""
+        if run.first_token_at is None:
+            return None
+        ttft = run.first_token_at - run.started
+        self._metrics.time_to_first_token(model).observe(ttft)
+        return ttft
 
     def _record_usage(
         self, model: str, usage: Usage | None, trace: Trace, billed_model: str, provider: str | None

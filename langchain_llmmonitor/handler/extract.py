@@ -5,12 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..core.usage import Usage, count, from_usage_metadata
-
-
-def is_mapping(value: Any) -> bool:
-    """`isinstance(value, Mapping)`, without the ABC machinery for the dicts LangChain passes (this runs per event)."""
-    return type(value) is dict or isinstance(value, Mapping)
+from ..core.usage import Usage, count, from_usage_metadata, is_mapping
 
 
 def is_sequence(value: Any) -> bool:
