@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from langchain_llmmonitor import Monitor
 
 from .fakes.anthropic_server import FakeAnthropic
-from .fakes.openai_server import FakeOpenAI, Reply
+from .fakes.openai_server import FakeOpenAI, Reply, completion_body
 
 PROMPT = "Capital of France?"
 TOKEN_TYPES = ("prompt", "completion", "cache_read", "cache_creation", "reasoning")
@@ -146,21 +146,6 @@ class Scenario:
 # Provider responses -------------------------------------------------------------------------------------------------
 
 
-def chat_completion(model: str, *, choices: int = 1, service_tier: str = "default") -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-differential",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "service_tier": service_tier,
-        "choices": [
-            {"index": i, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}
-            for i in range(choices)
-        ],
-        "usage": OPENAI_USAGE,
-    }
-
-
 def chat_completion_stream(model: str) -> str:
     """The same answer as server-sent events: text deltas, then the usage-only chunk `include_usage` asks for."""
     head = {
@@ -201,7 +186,7 @@ def chat_anthropic(servers: Servers, model: str) -> ChatAnthropic:
 
 
 def openai_invoke(servers: Servers, config: dict[str, Any]) -> None:
-    servers.openai.enqueue(Reply(body=chat_completion("gpt-5.1")))
+    servers.openai.enqueue(Reply(body=completion_body("gpt-5.1", OPENAI_USAGE)))
     chat_openai(servers, "gpt-5.1").invoke(PROMPT, config=config)
 
 
@@ -211,17 +196,17 @@ def openai_stream(servers: Servers, config: dict[str, Any]) -> None:
 
 
 def openai_flex(servers: Servers, config: dict[str, Any]) -> None:
-    servers.openai.enqueue(Reply(body=chat_completion("gpt-5.1", service_tier="flex")))
+    servers.openai.enqueue(Reply(body=completion_body("gpt-5.1", OPENAI_USAGE, service_tier="flex")))
     chat_openai(servers, "gpt-5.1", service_tier="flex").invoke(PROMPT, config=config)
 
 
 def openai_two_choices(servers: Servers, config: dict[str, Any]) -> None:
-    servers.openai.enqueue(Reply(body=chat_completion("gpt-4.1-mini", choices=2)))
+    servers.openai.enqueue(Reply(body=completion_body("gpt-4.1-mini", OPENAI_USAGE, choices=2)))
     chat_openai(servers, "gpt-4.1-mini", n=2).invoke(PROMPT, config=config)
 
 
 def azure_deployment(servers: Servers, config: dict[str, Any]) -> None:
-    servers.openai.enqueue(Reply(body=chat_completion("gpt-4o-2024-08-06")))
+    servers.openai.enqueue(Reply(body=completion_body("gpt-4o-2024-08-06", OPENAI_USAGE)))
     model = AzureChatOpenAI(
         azure_deployment="prod-chat",
         api_version="2024-10-21",

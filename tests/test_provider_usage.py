@@ -7,7 +7,6 @@ reports `cache_creation` 0), and Vertex's thinking tokens reported outside `outp
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +19,7 @@ from langchain_openai import ChatOpenAI
 
 from .conftest import value
 from .fakes.anthropic_server import FakeAnthropic
-from .fakes.openai_server import FakeOpenAI, Reply
+from .fakes.openai_server import FakeOpenAI, Reply, completion_body
 
 
 def tokens(registry: Any, model: str) -> dict[str, float]:
@@ -28,25 +27,14 @@ def tokens(registry: Any, model: str) -> dict[str, float]:
     return {kind: value(registry, "llm_tokens_total", model=model, type=kind) or 0 for kind in kinds}
 
 
-def openai_completion(model: str, service_tier: str) -> dict[str, Any]:
-    """A chat completion as OpenAI returns it for a request with `service_tier`."""
-    return {
-        "id": "chatcmpl-tier",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "service_tier": service_tier,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"},
-        ],
-        "usage": {
-            "prompt_tokens": 100,
-            "completion_tokens": 30,
-            "total_tokens": 130,
-            "prompt_tokens_details": {"cached_tokens": 40, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 12, "audio_tokens": 0},
-        },
-    }
+# An o4-mini answer that read 40 cached prompt tokens and reasoned for 12 tokens.
+O4_MINI_USAGE = {
+    "prompt_tokens": 100,
+    "completion_tokens": 30,
+    "total_tokens": 130,
+    "prompt_tokens_details": {"cached_tokens": 40, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 12, "audio_tokens": 0},
+}
 
 
 @pytest.fixture
@@ -64,7 +52,7 @@ def anthropic_server() -> Iterator[FakeAnthropic]:
 @pytest.mark.parametrize("tier", [pytest.param(t, id=t) for t in ("default", "flex", "priority")])
 def test_openai_service_tiers_keep_cache_reads_and_reasoning(monitor, registry, openai_server, tier):
     """langchain-openai names flex/priority details `flex_cache_read`, `priority_reasoning`: counted all the same."""
-    openai_server.enqueue(Reply(body=openai_completion("o4-mini", tier)))
+    openai_server.enqueue(Reply(body=completion_body("o4-mini", O4_MINI_USAGE, service_tier=tier)))
     model = ChatOpenAI(
         model="o4-mini", base_url=openai_server.base_url, api_key="test", max_retries=0, service_tier=tier
     )

@@ -120,6 +120,24 @@ class RecordedRequest:
     client_port: int  # the same port on consecutive requests shows a reused keep-alive connection
 
 
+def completion_body(
+    model: str, usage: dict[str, Any], *, service_tier: str = "default", choices: int = 1, content: str = "Paris."
+) -> dict[str, Any]:
+    """A chat completion as OpenAI returns it, with the usage and service tier a test scripts (for `Reply(body=...)`)."""
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "service_tier": service_tier,
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            for i in range(choices)
+        ],
+        "usage": usage,
+    }
+
+
 def error_body(message: str, *, error_type: str, code: str | None = None) -> dict[str, Any]:
     """The error envelope the OpenAI API returns, which the client turns into `APIStatusError.message` and `.code`."""
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
