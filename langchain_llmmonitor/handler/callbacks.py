@@ -618,11 +618,10 @@ class CallbackHandler(BaseCallbackHandler):
         if self._unsettled:
             self._settle_due(now)
         inputs = inputs if inputs is not None else trace.inputs
-        finish = Finish(run_id, status, error, elapsed, answer, inputs, now + self._settle_seconds)
-        if not trace.open_llm_runs:
-            self._settled(trace, finish)
+        if not trace.open_llm_runs:  # nearly always: written now, nothing held
+            self._settled(trace, run_id, status, error, elapsed, answer, inputs)
             return
-        trace.finish = finish
+        trace.finish = Finish(run_id, status, error, elapsed, answer, inputs, now + self._settle_seconds)
         self._unsettled.append(trace)
         if not self._settle_seconds:
             self._settle_due(now)
@@ -634,7 +633,9 @@ class CallbackHandler(BaseCallbackHandler):
         with self._settle_lock:
             finish, trace.finish = trace.finish, None
         if finish is not None:
-            self._settled(trace, finish)
+            self._settled(
+                trace, finish.run_id, finish.status, finish.error, finish.elapsed, finish.answer, finish.inputs
+            )
 
     def _settle_due(self, now: float, *, everything: bool = False) -> None:
         """Close the LLM calls that outlived their root's grace as cancelled; their root is then written."""
@@ -651,11 +652,17 @@ class CallbackHandler(BaseCallbackHandler):
                 trace.open_llm_runs.clear()  # any left had already been forgotten (expired, evicted)
                 self._settle_if_done(trace)
 
-    def _settled(self, trace: Trace, finish: Finish) -> None:
+    def _settled(
+        self,
+        trace: Trace,
+        run_id: UUID,
+        status: str,
+        error: BaseException | None,
+        elapsed: float,
+        answer: Any,
+        inputs: Any,
+    ) -> None:
         """The root's log event, evaluation and record, with the tokens and cost of every one of its calls."""
-        run_id, status, error, elapsed, answer, inputs = (
-            finish.run_id, finish.status, finish.error, finish.elapsed, finish.answer, finish.inputs
-        )  # fmt: skip
         if error is not None or self._info_enabled:
             self._log_invocation(run_id, trace, status, elapsed, error)
         evaluated = False

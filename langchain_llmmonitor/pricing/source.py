@@ -17,6 +17,9 @@ from decimal import Decimal
 from importlib.metadata import version
 from typing import Any
 
+from genai_prices import Usage, data_snapshot
+from genai_prices.types import TieredPrices
+
 from .table import ModelPrice
 
 # LangChain's `ls_provider` (the integration's name) to genai-prices' provider id, where they differ.
@@ -43,14 +46,11 @@ class GenaiPrices:
     """Resolves (model, provider, service tier) to a `ModelPrice` from the installed genai-prices snapshot."""
 
     def __init__(self) -> None:
-        from genai_prices import data_snapshot
-
-        self._snapshots = data_snapshot
         self.version = f"genai-prices {version('genai-prices')}"
 
     def resolve(self, model: str, provider: str | None, service_tier: str | None) -> ModelPrice | None:
         """The price, or None when the source does not know the model (or knows no token price for it)."""
-        snapshot = self._snapshots.get_snapshot()
+        snapshot = data_snapshot.get_snapshot()
         provider_id = self._provider_id(snapshot, provider)
         if provider_id == "":
             return None
@@ -84,8 +84,6 @@ def _references(model: str) -> tuple[str, ...]:
 
 def _rates(price: Any) -> ModelPrice | None:
     """Each token type's rate, read off the library's own arithmetic; one set per prompt-size tier."""
-    from genai_prices.types import TieredPrices
-
     if price.input_mtok is None and price.output_mtok is None:
         return None  # priced per character, second or image: not a token model
     starts = sorted(
@@ -97,7 +95,6 @@ def _rates(price: Any) -> ModelPrice | None:
 
 def _probe(price: Any, prompt: int, above: tuple[tuple[int, ModelPrice], ...] = ()) -> ModelPrice:
     """The rates at a prompt of `prompt` tokens (which picks the tier), per million tokens."""
-    from genai_prices import Usage
 
     def total(**usage: int) -> Decimal:
         return price.calc_price(Usage(input_tokens=prompt, **usage))["total_price"]
