@@ -91,13 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-serving", action="store_true", help="keep /metrics up after the summary until Ctrl-C")
     demo.set_defaults(func=_demo)
 
-    from . import review
+    from . import judge_worker, review
     from .feedback import serve
     from .ops import alerts, dashboard
 
     alerts.add_cli(commands)
     dashboard.add_cli(commands)
     serve.add_cli(commands)
+    judge_worker.add_cli(commands)
     review.add_cli(commands)
     return parser
 

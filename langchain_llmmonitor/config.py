@@ -143,13 +143,24 @@ class CaptureConfig:
 class JudgeConfig:
     """The background judge pool and what it may spend.
 
+    Without a store, sampled traces wait in memory for the judge threads. With a store, they are durable jobs there:
+    the judge threads (of this process, of any other on the store, or of `llmmonitor worker`) claim them under a
+    lease, so a crash or a deploy loses none.
+
     Args:
-        workers: judge threads, started with the first sampled trace.
-        queue_size: evaluations waiting for a worker; a full queue drops and counts (`llm_judge_dropped_total`), it
-            never blocks a request.
+        workers: judge threads, started with the first sampled trace (with a store: when the Monitor starts).
+        queue_size: evaluations waiting in memory for a worker (no store); a full queue drops and counts
+            (`llm_judge_dropped_total`), it never blocks a request.
         max_evaluations_per_hour: evaluations accepted per sliding hour (None: no limit).
         max_cost_per_hour: judge dollars per sliding hour (None: no limit); only judges that report a cost count.
         cache_size: verdicts remembered for identical (judge, prompt version, question, context, answer); 0 disables.
+        in_process: judge in this process. False (needs a store): jobs are only stored, for `llmmonitor worker`
+            processes to judge, which moves judging off the application servers.
+        poll_interval_seconds: with a store, how often an idle judge thread looks for jobs other processes stored.
+        lease_seconds: with a store, how long a claimed job is reserved for one thread; a killed process's job is
+            judged by another after it. Keep it above the judge's longest call.
+        request_ttl_seconds: how long a request to judge a run (a thumbs-down that reached a process which did not
+            run it) waits for the process that holds the trace, before it is closed as `expired`.
     """
 
     workers: int = 1
@@ -157,6 +168,10 @@ class JudgeConfig:
     max_evaluations_per_hour: int | None = None
     max_cost_per_hour: float | None = None
     cache_size: int = 10_000
+    in_process: bool = True
+    poll_interval_seconds: float = 1.0
+    lease_seconds: float = 300.0
+    request_ttl_seconds: float = 3_600.0
 
     def __post_init__(self) -> None:
         check(
@@ -169,26 +184,36 @@ class JudgeConfig:
                 ),
                 number_problem("max_cost_per_hour", self.max_cost_per_hour, minimum=0, optional=True),
                 number_problem("cache_size", self.cache_size, integer=True, minimum=0),
+                _flag_problem("in_process", self.in_process),
+                *(
+                    number_problem(name, getattr(self, name), above=0)
+                    for name in ("poll_interval_seconds", "lease_seconds", "request_ttl_seconds")
+                ),
             ],
         )
 
 
 @dataclass(frozen=True, kw_only=True)
 class StoreConfig:
-    """Where invocations, scores and ratings are kept, and how invocations are written there.
+    """Where invocations, scores, ratings and judge jobs are kept, and how they are written there.
 
     Args:
         url: a SQLite file path or a SQLAlchemy URL (`postgresql+psycopg://user:pw@host/db`); None: no store, scores
             reach only metrics and logs. Needs the `store` (or `postgres`) extra.
-        queue_size: invocations waiting to be written; a full queue drops and counts (`llm_monitor_dropped_total`).
-        batch_size: invocations written per transaction at most.
-        flush_interval_seconds: how long the writer waits for more invocations before it looks again.
+        queue_size: invocations and judge jobs held in memory on their way to the store, also while it is
+            unreachable (writes are retried until it is back); beyond it rows are dropped, each counted
+            (`llm_monitor_dropped_total`, `llm_judge_dropped_total`) and logged with their number.
+        batch_size: rows written per transaction at most.
+        flush_interval_seconds: how long the writer waits for more rows before it writes a batch.
+        outbox: queue scores and ratings in the store for LangSmith. By default when this process forwards them;
+            True when another process does (`llmmonitor worker`), False never (nothing is left to pile up).
     """
 
     url: str | None = None
     queue_size: int = 10_000
     batch_size: int = 500
     flush_interval_seconds: float = 0.5
+    outbox: bool | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.url, Path):
@@ -200,6 +225,7 @@ class StoreConfig:
                 number_problem("queue_size", self.queue_size, integer=True, minimum=1),
                 number_problem("batch_size", self.batch_size, integer=True, minimum=1),
                 number_problem("flush_interval_seconds", self.flush_interval_seconds, above=0),
+                None if self.outbox is None else _flag_problem("outbox", self.outbox),
             ],
         )
 
@@ -214,13 +240,19 @@ class LangSmithConfig:
             LANGSMITH_API_KEY is set.
         batch_size: items claimed per delivery pass.
         poll_interval_seconds: seconds between passes when nothing is due.
-        base_backoff_seconds: the wait after a first failure; it doubles with each attempt.
-        max_backoff_seconds: the longest wait between attempts of one item (Retry-After may ask for longer).
+        base_backoff_seconds: the wait after a first failure, of one item or of LangSmith as a whole; it doubles
+            with each further failure.
+        max_backoff_seconds: the longest wait between attempts of one item LangSmith refused (404, 401...).
         jitter: the random fraction of each wait (0 to 1), so items and processes do not retry in lockstep.
         lease_seconds: how long a claimed item is reserved for one forwarder (a crashed process's items come back
             after it); keep it well above `request_timeout_seconds`.
         request_timeout_seconds: connect and read timeout of the client the forwarder builds.
         not_found_attempts: attempts after which an item LangSmith keeps answering 404 to is parked.
+        max_outage_probe_seconds: the longest pause while LangSmith is unreachable, overloaded or rate limiting
+            (a Retry-After may ask for longer): nothing is sent during a pause, one item probes after it, so delivery
+            resumes within about this long of LangSmith's recovery.
+        delivered_retention_seconds: delivered outbox items are deleted this long after delivery (the evaluations
+            and ratings themselves stay).
     """
 
     project: str | None = None
@@ -233,6 +265,8 @@ class LangSmithConfig:
     lease_seconds: float = 60.0
     request_timeout_seconds: float = 10.0
     not_found_attempts: int = 10
+    max_outage_probe_seconds: float = 10.0
+    delivered_retention_seconds: float = 7 * 24 * 3600.0
 
     def __post_init__(self) -> None:
         check(
@@ -249,6 +283,8 @@ class LangSmithConfig:
                 number_problem("lease_seconds", self.lease_seconds, above=0),
                 number_problem("request_timeout_seconds", self.request_timeout_seconds, above=0),
                 number_problem("not_found_attempts", self.not_found_attempts, integer=True, minimum=1),
+                number_problem("max_outage_probe_seconds", self.max_outage_probe_seconds, above=0),
+                number_problem("delivered_retention_seconds", self.delivered_retention_seconds, above=0),
             ],
         )
 

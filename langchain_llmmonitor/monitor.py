@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from .config import MonitorConfig
 from .core.judging import Judge
-from .core.records import UserFeedbackRecord
+from .core.records import RunRef, UserFeedbackRecord
 from .handler import CallbackHandler
 from .pricing import PriceTable
 from .quality import QualityPipeline
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .feedback import FeedbackRecorder, FeedbackTokens
     from .langsmith import Forwarder
     from .storage.store import Store
-    from .storage.writer import InvocationWriter
+    from .storage.writer import StoreWriter
 
 
 class Monitor(CallbackHandler):
@@ -81,54 +81,69 @@ class Monitor(CallbackHandler):
         self.prices = config.prices if config.prices is not None else PriceTable.default()
         metrics.prices(self.prices.version).set(1)  # "prices as of" on a dashboard
         self._judge = judge if judge is not None else default_judge(self.prices)
+        self._langsmith_client = langsmith_client
         self._owns_store = store is None or store_url is not None
-        self.store: Store | None = store if store_url is None and store is not None else _open(config, self.registry)
-        self._writer = self._invocation_writer(metrics, logger)
+        self.store: Store | None = store if store_url is None and store is not None else _open(config)
+        if self.store is None and not config.judge.in_process:
+            raise ValueError("judge.in_process=False leaves jobs for `llmmonitor worker`, which needs a store")
+        forward = self._forwarding()
+        if self.store is not None:
+            self.store.outbox = forward if config.store.outbox is None else config.store.outbox
+            self.store.gauges.register(self.registry)
+        self.judging_in_process = config.judge.in_process
+        """False: sampled traces are only stored as jobs, for `llmmonitor worker` processes to judge."""
         self._quality = QualityPipeline(
             self._judge,
             metrics=metrics,
             config=config.judge,
             logger=logger,
             store=self.store,
+            jobs=self.store if self.judging_in_process else None,
             exit_timeout=config.shutdown_timeout_seconds,
         )
+        self._writer = self._store_writer(metrics, logger)
         super().__init__(
             config=config,
             metrics=metrics,
             logger=logger if logger is not None else default_logger(),
             prices=self.prices,
             clock=clock,
-            evaluations=self._quality,
+            evaluations=self._writer if self._writer is not None else self._quality,
             invocations=self._writer,
         )
-        self._langsmith_client = langsmith_client
         self.feedback_tokens = _feedback_tokens(config)
         self._feedback: FeedbackRecorder | None = None
-        self.forwarder = self._start_forwarder(logger)
+        self.forwarder = self._start_forwarder(logger) if forward else None
+        if self.store is not None and self.judging_in_process:
+            self._quality.start()  # jobs a previous process left in the store are judged now, not at the next trace
         self._close_result: bool | None = None
 
-    def _invocation_writer(self, metrics: MonitorMetrics, logger: Any) -> InvocationWriter | None:
+    def _store_writer(self, metrics: MonitorMetrics, logger: Any) -> StoreWriter | None:
         if self.store is None:
             return None
-        from .storage.writer import InvocationWriter
+        from .storage.writer import StoreWriter
 
-        return InvocationWriter(
-            self.store.add_invocations,
+        return StoreWriter(
+            self.store,
             metrics=metrics,
             config=self.config.store,
             logger=logger,
             exit_timeout=self.config.shutdown_timeout_seconds,
+            jobs_written=self._quality.wake if self.judging_in_process else None,
+            fulfil=self._fulfil_judgement_requests,
         )
 
-    def _start_forwarder(self, logger: Any) -> Forwarder | None:
+    def _forwarding(self) -> bool:
+        """Whether this process delivers the store's outbox to LangSmith."""
         forward = self.config.langsmith.forward
         if forward and self.store is None:
             raise ValueError("LangSmith forwarding needs a store: feedback is written there first (Monitor(store=...))")
         if forward is None:
             key_set = bool(os.environ.get("LANGSMITH_API_KEY") or os.environ.get("LANGCHAIN_API_KEY"))
             forward = self.store is not None and (self._langsmith_client is not None or key_set)
-        if not forward:
-            return None
+        return bool(forward)
+
+    def _start_forwarder(self, logger: Any) -> Forwarder:
         from .langsmith import Forwarder
 
         forwarder = Forwarder(
@@ -187,10 +202,16 @@ class Monitor(CallbackHandler):
                 registry=self.registry,
                 logger=self._log,
                 resolve=self._recent_run,
-                on_negative=self._judge_after_negative_feedback,
+                on_negative=self._judge_rated_down,
                 langsmith_client=self._langsmith_client,
             )
         return self._feedback
+
+    def _judge_rated_down(self, ref: RunRef) -> None:
+        """A thumbs-down forces a judgement: here when this process holds the trace, else by whichever process on
+        the store does (under `uvicorn --workers N` the rating often reaches another process than the answer)."""
+        if not self._judge_after_negative_feedback(ref) and self.store is not None:
+            self.store.request_judgement(ref.run_id, ref.trace_id, request_id=ref.request_id, project=ref.project)
 
     # Lifecycle ------------------------------------------------------------------------------------------------------
 
@@ -202,23 +223,23 @@ class Monitor(CallbackHandler):
         def remaining() -> float | None:
             return None if deadline is None else max(0.0, deadline - time.monotonic())
 
-        drained = self._quality.flush(remaining())
-        if self._writer is not None:
-            drained = self._writer.flush(remaining()) and drained
+        drained = self._writer is None or self._writer.flush(remaining())  # first: the jobs reach the store
+        drained = self._quality.flush(remaining()) and drained
         if self.forwarder is not None:
             drained = self.forwarder.flush(remaining()) and drained
         return drained
 
     def close(self, timeout: float | None = None) -> bool:
-        """Stop monitoring: callbacks do nothing from now on, queued evaluations and invocations are drained (up to
-        `timeout` each, `config.shutdown_timeout_seconds` by default) and the workers stop. Idempotent; also done at
-        interpreter exit. True when every queued evaluation and invocation was finished."""
+        """Stop monitoring: callbacks do nothing from now on, what is queued for the store is written and the
+        evaluations in progress finish (up to `timeout` each, `config.shutdown_timeout_seconds` by default), and the
+        workers stop. With a store, jobs not yet judged stay there for the next process (their number is logged);
+        without one, queued evaluations are judged within the timeout. Idempotent; also done at interpreter exit.
+        True when everything queued was finished or stored."""
         if self._close_result is not None:
             return self._close_result
         self._stop_receiving()
-        drained = self._quality.close(timeout)
-        if self._writer is not None:  # after the judge pool: evaluations it finished may still be written
-            drained = self._writer.close(timeout) and drained
+        drained = self._writer is None or self._writer.close(timeout)  # first: the last jobs reach the store
+        drained = self._quality.close(timeout) and drained
         if self.forwarder is not None:
             drained = self.forwarder.close(timeout) and drained
         if self._owns_store and self.store is not None:
@@ -233,12 +254,12 @@ class Monitor(CallbackHandler):
         self.close()
 
 
-def _open(config: MonitorConfig, registry: CollectorRegistry) -> Store | None:
+def _open(config: MonitorConfig) -> Store | None:
     if config.store.url is None:
         return None
     from .storage import open_store
 
-    return open_store(config.store.url, registry=registry)
+    return open_store(config.store.url)
 
 
 def _feedback_tokens(config: MonitorConfig) -> FeedbackTokens | None:

@@ -5,7 +5,7 @@ The invocation writer, the judge pool and the LangSmith forwarder are all `Worke
 - **start**: threads start with the first submitted item (or `start()`), never at construction: an idle Monitor costs
   no thread.
 - **submit**: never blocks. An item that cannot be taken (queue full, worker closed, refused by the subclass) is
-  reported to `_dropped(count, reason)` with its exact count, and `submit` returns False.
+  reported to `_refused(item, reason)` (by default `_dropped(1, reason)`), and `submit` returns False.
 - **flush(timeout)**: waits until everything accepted so far is done.
 - **close(timeout)**: idempotent and thread safe. Stops accepting, drains up to `timeout`, stops the threads; what is
   still queued is reported as dropped (`shutdown`).
@@ -44,6 +44,7 @@ class _Board(Generic[Item]):
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)  # an item arrived, a flush hurries, or stop
         self.idle = threading.Condition(self.lock)  # nothing queued and nothing in flight
+        self.halt = threading.Condition(self.lock)  # the threads must stop
         self.items: deque[Item] = deque()
         self.capacity = capacity
         self.in_flight = 0
@@ -77,13 +78,14 @@ class _Board(Generic[Item]):
             if not self.items and not self.in_flight:
                 self.idle.notify_all()
 
-    def stop(self) -> int:
-        """Stop the threads and discard what is still queued; returns how many items were discarded."""
+    def stop(self) -> list[Item]:
+        """Stop the threads and discard what is still queued; returns the discarded items."""
         with self.lock:
             self.closed = self.stopping = True
-            discarded = len(self.items)
+            discarded = list(self.items)
             self.items.clear()
             self.wake.notify_all()
+            self.halt.notify_all()
             if not self.in_flight:
                 self.idle.notify_all()
             return discarded
@@ -92,8 +94,8 @@ class _Board(Generic[Item]):
 class Worker(Generic[Item]):
     """Daemon threads that do one owner's background work, with the lifecycle described in the module docstring.
 
-    Subclasses implement `_work(batch)` and may override the hooks `_dropped`, `_discarded`, `_admit_locked`, `_accepted_locked`,
-    `_drain`, `_release` and `_reset_after_fork`.
+    Subclasses implement `_work(batch)` and may override the hooks `_dropped`, `_refused`, `_discarded`,
+    `_admit_locked`, `_accepted_locked`, `_drain`, `_release` and `_reset_after_fork`.
     """
 
     def __init__(
@@ -134,9 +136,13 @@ class Worker(Generic[Item]):
     def _dropped(self, count: int, reason: str) -> None:
         """`count` items were not taken or not done (`reason`): subclasses count and log them."""
 
-    def _discarded(self, count: int) -> None:
-        """`count` queued items were still waiting when the worker closed."""
-        self._dropped(count, SHUTDOWN)
+    def _refused(self, item: Item, reason: str) -> None:
+        """`submit` did not take `item` (`reason`)."""
+        self._dropped(1, reason)
+
+    def _discarded(self, items: list[Item]) -> None:
+        """`items` were still queued when the worker closed."""
+        self._dropped(len(items), SHUTDOWN)
 
     def _admit_locked(self, item: Item) -> str | None:
         """A reason to refuse `item` (e.g. a budget), checked under the lock before the capacity; None accepts."""
@@ -158,7 +164,7 @@ class Worker(Generic[Item]):
     # The lifecycle --------------------------------------------------------------------------------------------------
 
     def submit(self, item: Item) -> bool:
-        """Queue one item; never blocks. False (and reported to `_dropped`) when it was not taken."""
+        """Queue one item; never blocks. False (and reported to `_refused`) when it was not taken."""
         board = self._board
         new_threads: list[threading.Thread] = []
         with board.lock:
@@ -177,7 +183,7 @@ class Worker(Generic[Item]):
         if new_threads:
             self._start(new_threads)
         if reason is not None:
-            self._dropped(1, reason)
+            self._refused(item, reason)
             return False
         return True
 
@@ -236,6 +242,14 @@ class Worker(Generic[Item]):
             self._release()
             self._close_result = drained and not discarded and stopped
             return self._close_result
+
+    def _wait_unless_stopping(self, seconds: float) -> bool:
+        """In a worker thread: sleep up to `seconds` (a backoff), waking early only when the worker stops; True then."""
+        board = self._board
+        with board.lock:
+            if not board.stopping:
+                board.halt.wait(seconds)
+            return board.stopping
 
     # Threads, exit and fork ----------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from langchain_llmmonitor.ops.alerts import AlertConfig, build_rules
 from langchain_llmmonitor.ops.dashboard import add_cli, build_dashboard, dashboard_queries, write_dashboard
-from langchain_llmmonitor.telemetry.metrics import MonitorMetrics
+from langchain_llmmonitor.telemetry.metrics import MonitorMetrics, StoreGauges
 
 from ._prom_tools import require_binary, run_tool
 
@@ -186,6 +186,8 @@ def _exported_series() -> dict[str, set[str]]:
         suffixes = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}[metric._type]
         for suffix in suffixes:
             series[metric._name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    gauges = StoreGauges(outbox_pending=lambda: 0, jobs_pending=lambda: 0)  # counted in the store at scrape time
+    series.update({family.name: set() for family in gauges.describe()})
     return series
 
 

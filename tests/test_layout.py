@@ -28,6 +28,7 @@ LAYERS = {
     "review": 4,
     "feedback": 5,
     "monitor": 6,
+    "judge_worker": 6,
     "demo": 7,
     "testing": 7,
     "cli": 8,

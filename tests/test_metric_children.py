@@ -56,9 +56,9 @@ def test_the_fast_forms_are_in_use():
 
 
 def test_a_gauge_set_through_the_fast_form_is_exposed():
-    """`set` (the forwarder's exact pending count) works on the fast gauge."""
+    """`set` (the prices-as-of gauge) works on the fast gauge."""
     registry = CollectorRegistry()
     metrics = MonitorMetrics(registry)
-    metrics.outbox_pending.inc(3)
-    metrics.outbox_pending.set(7)
-    assert registry.get_sample_value("llm_feedback_outbox_pending") == 7
+    metrics.prices("genai-prices 1.0").inc(3)
+    metrics.prices("genai-prices 1.0").set(1)
+    assert registry.get_sample_value("llm_monitor_prices_info", {"source": "genai-prices 1.0"}) == 1

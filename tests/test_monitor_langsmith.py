@@ -237,17 +237,20 @@ def test_feedback_token_round_trip(tmp_path, registry, logs):
 
 
 def test_store_outage_does_not_reach_the_chain(tmp_path, registry, logs):
-    """If the database goes away, requests still succeed and the lost invocation is counted and logged by number."""
+    """If the database goes away for good, requests still succeed, the row is held until close, then counted and
+    logged by number."""
     store = Store(tmp_path / "m.db")
     monitor = Monitor(registry=registry, logger=logs.logger, sample_rate=0.0, store=store)
     store.engine.dispose()
     (tmp_path / "m.db").unlink()
     (tmp_path / "m.db").mkdir()  # the path is now a directory: every write fails
     assert build_chain().invoke(QUESTION, config={"callbacks": [monitor]})
-    monitor.flush(10)
-    assert value(registry, "llm_monitor_dropped_total", what="invocation", reason="store_error") == 1
-    assert [event["lost"] for event in logs.named("store_write_failed")] == [1]
-    monitor.close()
+    assert not monitor.flush(1.0)
+    assert value(registry, "llm_monitor_dropped_total", what="invocation", reason="shutdown") == 0  # still held
+    assert not monitor.close(1.0)
+    assert value(registry, "llm_monitor_dropped_total", what="invocation", reason="shutdown") == 1
+    assert [(event["what"], event["lost"]) for event in logs.named("store_rows_dropped")] == [("invocation", 1)]
+    assert len(logs.named("store_unavailable")) == 1
     store.close()
 
 

@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,13 @@ from typing import Any
 import pytest
 from langsmith.utils import LangSmithWarning, get_env_var
 from prometheus_client import CollectorRegistry
+from sqlalchemy import update
 
 from langchain_llmmonitor.config import LangSmithConfig
 from langchain_llmmonitor.core.feedback import judge_feedback_id
 from langchain_llmmonitor.core.records import EvaluationRecord, UserFeedbackRecord
 from langchain_llmmonitor.langsmith.forwarder import Forwarder
+from langchain_llmmonitor.storage.schema import outbox_table
 from langchain_llmmonitor.storage.store import Store
 from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, fast_client
 from tests.conftest import LogRecorder, value
@@ -31,6 +35,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ITEMS_IN_KILL_TEST = 30
 DB_NAME = "monitor.db"
 FAR = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+RETRY_AFTER_S = 5
+OUTAGE_S = 3.0
+PROBE_CAP_S = 0.5
 
 
 @pytest.fixture
@@ -55,8 +62,8 @@ def fresh_env_cache() -> Iterator[None]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / DB_NAME)
+def store(tmp_path: Path, registry: CollectorRegistry) -> Iterator[Store]:
+    opened = Store(tmp_path / DB_NAME, registry=registry)  # counts llm_feedback_outbox_pending there
     yield opened
     opened.close()
 
@@ -65,20 +72,22 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def make_forwarder(
     store: Store, registry: CollectorRegistry, logs: LogRecorder, server: FakeLangSmith, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., Forwarder]]:
-    """Forwarders with test-sized backoffs and no jitter, using the default client configured from the environment."""
+    """Forwarders with test-sized backoffs and no jitter, using the default client configured from the environment;
+    on the `store` fixture unless given another `outbox`."""
     point_langsmith_at(monkeypatch, server.url)
     made: list[Forwarder] = []
 
-    def make(**overrides: Any) -> Forwarder:
+    def make(outbox: Store | None = None, **overrides: Any) -> Forwarder:
         settings: dict[str, Any] = dict(
             poll_interval_seconds=0.01,
             base_backoff_seconds=0.01,
             max_backoff_seconds=0.05,
+            max_outage_probe_seconds=0.2,
             lease_seconds=5.0,
             request_timeout_seconds=2.0,
         )
         config = LangSmithConfig(**{**settings, **overrides})
-        forwarder = Forwarder(store, config=config, registry=registry, logger=logs.logger, rng=lambda: 0.0)
+        forwarder = Forwarder(outbox or store, config=config, registry=registry, logger=logs.logger, rng=lambda: 0.0)
         made.append(forwarder)
         return forwarder
 
@@ -110,6 +119,23 @@ def add_ratings(store: Store, count: int) -> list[str]:
 
 def feedback_ids(server: FakeLangSmith) -> list[str]:
     return sorted(feedback["id"] for feedback in server.feedback)
+
+
+def backdate(store: Store, item_id: str, **ages: timedelta) -> None:
+    """Move an outbox item's times (e.g. delivered_at) into the past: the store stamps them with the current time."""
+    now = datetime.now(UTC)
+    with store.engine.begin() as connection:
+        times = {column: now - age for column, age in ages.items()}
+        connection.execute(update(outbox_table).where(outbox_table.c.id == item_id).values(**times))
+
+
+def probes_within(seconds: float, base: float, cap: float) -> int:
+    """Requests a paused forwarder may make in `seconds` of outage: one per pause (doubling from `base` up to `cap`),
+    plus the failure that began it and one in flight when the outage ends."""
+    elapsed, pause, requests = 0.0, base, 2
+    while elapsed + pause < seconds:
+        elapsed, pause, requests = elapsed + pause, min(cap, pause * 2), requests + 1
+    return requests
 
 
 def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -183,17 +209,38 @@ def test_judge_scores_and_user_rating_land_once_with_every_field(
     assert value(registry, "llm_feedback_outbox_pending") == 0
 
 
-def test_project_unknown_to_langsmith_is_sent_without_it_and_looked_up_once(
+def test_project_unknown_to_langsmith_is_created_once_and_carried_by_every_feedback(
     server: FakeLangSmith, store: Store, make_forwarder: Callable[..., Forwarder]
 ) -> None:
-    """Feedback for a project LangSmith has never seen still lands; the miss is cached, not asked per item."""
+    """A project LangSmith has never seen is created once; every feedback carries its id, none is sent without one."""
     for index in range(3):
         store.add_user_feedback(rating(index, project="never-traced"))
 
-    with pytest.warns(LangSmithWarning, match="without session_id"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         assert make_forwarder().flush(timeout=10)
-    assert [feedback["session_id"] for feedback in server.feedback] == [None, None, None]
-    assert server.count("GET /sessions") == 1
+    [created] = [session for session in server.sessions if session["name"] == "never-traced"]
+    assert [feedback["session_id"] for feedback in server.feedback] == [created["id"]] * 3
+    assert (server.count("GET /sessions"), server.count("POST /sessions")) == (1, 1)
+    assert [warning for warning in caught if issubclass(warning.category, LangSmithWarning)] == []
+
+
+def test_project_created_by_another_process_meanwhile_is_read_after_the_conflict(
+    server: FakeLangSmith, store: Store, make_forwarder: Callable[..., Forwarder], tmp_path: Path
+) -> None:
+    """Two forwarders both find the project missing; the one whose creation gets 409 reads and uses the other's."""
+    other_store = Store(tmp_path / "other.db")
+    store.add_user_feedback(rating(0, project="launch"))
+    other_store.add_user_feedback(rating(1, project="launch"))
+    forwarders = [make_forwarder(), make_forwarder(outbox=other_store)]
+    server.set_delay(0.5, path="/sessions")  # both lookups are answered before either creation is
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert list(pool.map(lambda forwarder: forwarder.flush(timeout=10), forwarders)) == [True, True]
+    other_store.close()
+    [project] = [session for session in server.sessions if session["name"] == "launch"]
+    assert sorted(record.status for record in server.request_log if record.endpoint == "POST /sessions") == [200, 409]
+    assert [feedback["session_id"] for feedback in server.feedback] == [project["id"]] * 2
 
 
 def test_outage_then_restart_on_the_same_port_delivers_everything_once(
@@ -247,6 +294,89 @@ def test_429_waits_at_least_the_retry_after(
     assert value(registry, "llm_feedback_delivery_failures_total", reason="rate_limited") == 1
     assert forwarder.flush(timeout=10)
     assert feedback_ids(server) == [item_id]
+
+
+@pytest.mark.parametrize("driver", [pytest.param("thread", id="thread"), pytest.param("flush", id="flush")])
+def test_429_pauses_every_request_for_the_retry_after_then_drains_at_full_speed(
+    server: FakeLangSmith, store: Store, make_forwarder: Callable[..., Forwarder], driver: str
+) -> None:
+    """After a 429 with Retry-After: 5, LangSmith gets no request at all for 5 s, then the whole outbox at once."""
+    ids = add_ratings(store, 30)
+    server.fail_next(1, status=429, path="/feedback", retry_after=RETRY_AFTER_S)
+    forwarder = make_forwarder(batch_size=10, max_backoff_seconds=300.0)
+
+    if driver == "thread":
+        forwarder.start()
+        assert server.wait_until(lambda: len(server.feedback) == len(ids), timeout=RETRY_AFTER_S + 5)
+    else:
+        started = time.monotonic()
+        assert not forwarder.flush(timeout=1.0)  # the pause outlasts the timeout, which is kept nonetheless
+        assert 1.0 <= time.monotonic() - started < 1.5
+        assert forwarder.flush(timeout=RETRY_AFTER_S + 5)
+    log = server.request_log
+    [limited] = [record for record in log if record.status == 429]
+    resumed = limited.at + RETRY_AFTER_S
+    assert [record for record in log if limited.at < record.at < resumed] == []
+    assert max(record.at for record in log) - resumed < 1.0
+    assert feedback_ids(server) == sorted(ids)
+
+
+def test_after_an_outage_the_outbox_lands_within_a_probe_interval_of_recovery(
+    server: FakeLangSmith, store: Store, make_forwarder: Callable[..., Forwarder], registry: CollectorRegistry
+) -> None:
+    """During an outage only one probe per pause reaches LangSmith; when it is back, everything lands in about a
+    probe interval, although each item's own backoff could have grown to minutes."""
+    ids = add_ratings(store, 40)
+    base = 0.05
+    forwarder = make_forwarder(
+        batch_size=10, base_backoff_seconds=base, max_backoff_seconds=300.0, max_outage_probe_seconds=PROBE_CAP_S
+    )
+    server.fail_next(10**6, status=503)
+    forwarder.start()
+    time.sleep(OUTAGE_S)
+    server.clear_faults()
+    recovered = time.monotonic()
+
+    assert server.wait_until(lambda: len(server.feedback) == len(ids), timeout=10)
+    log = server.request_log
+    during = [record for record in log if record.at < recovered]
+    assert {record.status for record in during} == {503}
+    assert len(during) <= probes_within(OUTAGE_S, base, PROBE_CAP_S) < len(ids)
+    assert max(record.at for record in log) - recovered < PROBE_CAP_S + 1.0
+    assert value(registry, "llm_feedback_delivery_failures_total", reason="unavailable") == len(during)
+    assert feedback_ids(server) == sorted(ids)
+    assert server.duplicates == []
+
+
+def test_delivered_items_past_the_retention_are_pruned_every_few_minutes(
+    server: FakeLangSmith, store: Store, make_forwarder: Callable[..., Forwarder], logs: LogRecorder
+) -> None:
+    """Rows delivered more than the retention ago go; younger deliveries and undelivered rows, however old, stay."""
+    old, young, waiting, parked, fresh = add_ratings(store, 5)
+    store.mark_delivered([old, young])
+    backdate(store, old, delivered_at=timedelta(days=8))
+    backdate(store, young, delivered_at=timedelta(days=6))
+    store.release([waiting], datetime.now(UTC) + timedelta(days=1))
+    store.mark_dead(parked, "HTTP 400: refused")
+    backdate(store, waiting, created_at=timedelta(days=30))
+    backdate(store, parked, created_at=timedelta(days=30), dead_at=timedelta(days=30))
+    forwarder = make_forwarder()  # the default retention: 7 days
+
+    assert forwarder.deliver_once() == 1
+    assert [item_id for item_id in (old, young, waiting, parked, fresh) if store.outbox_item(item_id)] == [
+        young,
+        waiting,
+        parked,
+        fresh,
+    ]
+    assert store.user_feedback_by_id(old) is not None  # the rating itself stays
+    assert [event["items"] for event in logs.named("feedback_outbox_pruned")] == [1]
+
+    backdate(store, fresh, delivered_at=timedelta(days=8))
+    forwarder.deliver_once()
+    assert store.outbox_item(fresh) is not None  # not pruned again on every pass
+    assert len(logs.named("feedback_outbox_pruned")) == 1
+    assert feedback_ids(server) == [fresh]
 
 
 def test_response_slower_than_the_timeout_is_resent_and_stored_once(

@@ -37,6 +37,7 @@ from langchain_llmmonitor.quality.pipeline import QualityPipeline
 from langchain_llmmonitor.storage.schema import metadata
 from langchain_llmmonitor.storage.store import Store
 from langchain_llmmonitor.telemetry.metrics import MonitorMetrics, metrics_for
+from tests._outages import lock_sqlite
 from tests.conftest import LogRecorder, value
 
 GROUNDED = EvaluationInput(
@@ -374,27 +375,15 @@ def test_a_failed_but_billed_evaluation_counts_its_spend(
     )
 
 
-class OnceLockedStore(Store):
-    """A real store whose first evaluation write fails, like SQLite answering "database is locked" once."""
-
-    failures = 0
-
-    def add_evaluation(self, record: EvaluationRecord) -> None:
-        if self.failures == 0:
-            self.failures += 1
-            raise RuntimeError("database is locked")
-        super().add_evaluation(record)
-
-
-def test_a_brief_store_failure_is_retried_and_nothing_is_lost(
+def test_a_locked_store_is_waited_out_and_nothing_is_lost(
     make_pipeline: Make, registry: CollectorRegistry, tmp_path: Path, logs: LogRecorder
 ) -> None:
-    """A write that fails once is retried (idempotently): the evaluation is stored once and no loss is counted."""
-    store = OnceLockedStore(tmp_path / "locked.db")
+    """A database locked by another writer for a second: the write is retried until it lands, once, no loss counted."""
+    store = Store(tmp_path / "locked.db", busy_timeout_seconds=0.05)
+    lock_sqlite(tmp_path / "locked.db", seconds=1.0)
     pipeline = make_pipeline(OfflineJudge(), store=store)
     assert pipeline.submit(job(0))
     assert pipeline.flush(WAIT_S)
-    assert store.failures == 1
     assert [record.run_id for record in stored(store)] == [run_id(0)]
     assert value(registry, "llm_monitor_dropped_total", what="evaluation", reason="store_error") == 0
     assert logs.named("quality_store_error") == []

@@ -13,7 +13,14 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from langchain_llmmonitor.core.feedback import judge_feedback_id
-from langchain_llmmonitor.core.records import EvaluationRecord, InvocationRecord, UserFeedbackRecord
+from langchain_llmmonitor.core.judging import EvaluationInput
+from langchain_llmmonitor.core.records import (
+    EvaluationJob,
+    EvaluationRecord,
+    InvocationRecord,
+    UserFeedbackRecord,
+    evaluation_id,
+)
 from langchain_llmmonitor.storage.schema import metadata
 from langchain_llmmonitor.storage.store import Store
 from tests._postgres import postgres_url  # noqa: F401 - the fixture
@@ -350,3 +357,62 @@ def test_pending_items_lists_without_claiming(store: Store) -> None:
     assert len(listed) == 4 and all(item.lease_until is None and item.attempts == 0 for item in listed)
     assert {item.payload["key"] for item in listed} == {"faithfulness", "relevance", "completeness", "hallucination"}
     assert len(store.claim_due(10, lease_seconds=60)) == 4  # nothing was leased by listing
+
+
+def job(index: int) -> EvaluationJob:
+    run_id = str(uuid.UUID(int=index + 1))
+    item = EvaluationInput(question=f"question {index}", context=("passage",), answer="answer")
+    return EvaluationJob(
+        id=evaluation_id(run_id), run_id=run_id, trace_id=run_id, item=item, sampling="random", sample_reason="rate"
+    )
+
+
+def test_job_claims_take_at_most_the_limit_and_are_disjoint_until_the_lease_ends(store: Store) -> None:
+    """Jobs are leased `limit` at a time (PostgreSQL included), never twice at once, and come back after the lease."""
+    store.add_invocations([], [job(index) for index in range(5)])
+    now = datetime.now(UTC)
+    first = store.claim_jobs(2, lease_seconds=30, now=now)
+    second = store.claim_jobs(5, lease_seconds=30, now=now)
+    assert (len(first), len(second)) == (2, 3)
+    assert {j.run_id for j in first} & {j.run_id for j in second} == set()
+    assert store.claim_jobs(5, lease_seconds=30, now=now + timedelta(seconds=29)) == []
+    assert first[0] == job(0) and len(store.claim_jobs(5, lease_seconds=30, now=now + timedelta(seconds=31))) == 5
+
+
+def test_the_evaluation_of_a_job_closes_it_once(store: Store) -> None:
+    """Storing the evaluation with the job's id closes the job; storing it again changes nothing."""
+    store.add_invocations([], [job(0), job(1)])
+    (claimed,) = store.claim_jobs(1, lease_seconds=30)
+    record = evaluation(id=claimed.id, run_id=claimed.run_id, trace_id=claimed.trace_id)
+    store.add_evaluation(record)
+    store.add_evaluation(record)
+    assert store.pending_jobs() == 1 and store.job_outcomes() == {"judged": 1}
+    assert [j.run_id for j in store.claim_jobs(5, lease_seconds=30)] == [job(1).run_id]
+
+
+def test_a_judgement_request_is_filled_by_its_runs_job_or_expires(store: Store) -> None:
+    """A request is not claimable until the process holding the trace stores the job; unanswered ones expire."""
+    asked, never = job(0), job(1)
+    for wanted in (asked, never):
+        assert store.request_judgement(wanted.run_id, wanted.trace_id, request_id=None, project=None)
+    assert not store.request_judgement(asked.run_id, asked.trace_id, request_id=None, project=None)
+    assert store.requested_runs() == [asked.run_id, never.run_id] and store.claim_jobs(5, lease_seconds=30) == []
+    store.add_invocations([], [asked])
+    (claimed,) = store.claim_jobs(5, lease_seconds=30)
+    assert claimed.item == asked.item and store.requested_runs() == [never.run_id]
+    closed = store.expire_jobs(requested_before=datetime.now(UTC) + timedelta(seconds=1))
+    assert closed == {"expired": 1, "abandoned": 0} and store.requested_runs() == []
+
+
+def test_pending_gauges_are_counted_in_the_store_so_every_process_agrees(url: str) -> None:
+    """Two stores on one database (two processes) expose the same outbox and job counts as the store holds."""
+    registries = [CollectorRegistry(), CollectorRegistry()]
+    stores = [Store(url, registry=registry) for registry in registries]
+    stores[0].add_user_feedback(rating())
+    stores[1].add_evaluation(evaluation())
+    stores[1].add_invocations([], [job(0)])
+    for registry in registries:
+        assert value(registry, "llm_feedback_outbox_pending") == stores[0].pending_count() == 5
+        assert value(registry, "llm_judge_jobs_pending") == stores[0].pending_jobs() == 1
+    for opened in stores:
+        opened.close()

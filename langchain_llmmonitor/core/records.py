@@ -20,6 +20,14 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+_EVALUATIONS = uuid.UUID("6f1c5d2e-8a47-4b0e-9d61-3c2a7e5f9b10")
+
+
+def evaluation_id(run_id: str) -> str:
+    """The id of a run's judge job and of the evaluation that completes it: one per run, in every process."""
+    return str(uuid.uuid5(_EVALUATIONS, run_id))
+
+
 @dataclass(frozen=True, kw_only=True)
 class InvocationRecord:
     """One root invocation (a trace as the application saw it)."""
@@ -121,3 +129,4 @@ class EvaluationJob:
     sample_reason: str  # "rate", "metadata", "error", "tag", "feedback"
     request_id: str | None = None
     project: str | None = None
+    id: str = field(default_factory=new_id)  # `evaluation_id(run_id)` for a trace's job; the evaluation's id too

@@ -1,4 +1,5 @@
-"""Text that leaves the process (log lines, stored errors, judge reasons) never carries a credential."""
+"""Text that leaves the process (log lines, stored errors, judge reasons) never carries a credential, and text that is
+stored is valid for every backend."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ _SECRET = re.compile(
     r"|(?i:(?:api[_-]?key|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]{4,}"
 )
 MAX_ERROR_CHARS = 300
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
 
 
 def scrub(text: str) -> str:
@@ -27,3 +30,11 @@ def describe_error(error: BaseException, limit: int = MAX_ERROR_CHARS) -> str:
 def clip(text: str | None, limit: int) -> str | None:
     """Scrubbed and cut to `limit` characters; None stays None."""
     return None if text is None else scrub(text)[:limit]
+
+
+def storable(text: str, limit: int | None = None) -> str:
+    """`text` as every database accepts it: NUL (refused by PostgreSQL) and lone surrogates (refused by SQLite's UTF-8
+    encoder) become U+FFFD, and it is cut to `limit` characters."""
+    if _UNSTORABLE.search(text) is not None:
+        text = _UNSTORABLE.sub(REPLACEMENT, text)
+    return text if limit is None else text[:limit]

@@ -16,6 +16,8 @@ CACHED = "cached"  # a judge evaluation answered from the verdict cache
 # Why a trace was judged. Only the random sample feeds trends and alerts; forced ones are kept apart.
 RANDOM = "random"
 FORCED = "forced"
+FEEDBACK_REASON = "feedback"
+"""The sample reason of a trace judged because its user rated it negatively."""
 
 # The 1-5 criteria a judge scores; hallucination is a separate yes/no verdict.
 CRITERIA = ("faithfulness", "relevance", "completeness")

@@ -30,7 +30,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langsmith.run_helpers import get_current_run_tree
 
 from ..config import MonitorConfig
-from ..core.records import EvaluationJob, InvocationRecord, RunRef
+from ..core.records import EvaluationJob, InvocationRecord, RunRef, evaluation_id
 from ..core.text import describe_error
 from ..core.usage import Usage
 from ..core.vocabulary import CANCELLED, ERROR, INTERRUPTED, JUDGE_TAG, SUCCESS, UNKNOWN_MODEL
@@ -741,6 +741,7 @@ class CallbackHandler(BaseCallbackHandler):
             return False
         self._metrics.quality_samples(decision.reason).inc()
         job = EvaluationJob(
+            id=evaluation_id(str(run_id)),
             run_id=str(run_id),
             trace_id=str(trace.trace_id),
             item=item,
@@ -769,13 +770,21 @@ class CallbackHandler(BaseCallbackHandler):
             return None
         return RunRef(run_id=trace.run_id, trace_id=trace.trace_id, request_id=trace.request_id, project=trace.project)
 
-    def _judge_after_negative_feedback(self, ref: RunRef) -> None:
-        """A user's thumbs-down forces an evaluation of that trace, if it is still remembered and was not judged."""
+    def _judge_after_negative_feedback(self, ref: RunRef) -> bool:
+        """A user's thumbs-down forces an evaluation of that trace, if it is remembered here and was not judged;
+        False when this process does not remember the trace (another one may)."""
         recent = self._recent
         trace = recent.find(ref.run_id) if recent is not None else None
-        if trace is None or trace.answer is None or not recent.claim_evaluation(trace):  # type: ignore[union-attr]
-            return
-        self._submit(AFTER_FEEDBACK, trace.run_id, trace, trace.inputs, trace.documents, trace.answer)
+        if trace is None:
+            return False
+        if trace.answer is not None and recent.claim_evaluation(trace):  # type: ignore[union-attr]
+            self._submit(AFTER_FEEDBACK, trace.run_id, trace, trace.inputs, trace.documents, trace.answer)
+        return True
+
+    def _fulfil_judgement_requests(self, run_ids: Sequence[str]) -> None:
+        """Judge the runs that users rated down in other processes, when this process holds their traces."""
+        for run_id in run_ids:
+            self._judge_after_negative_feedback(RunRef(run_id=run_id, trace_id=run_id))
 
     def _stop_receiving(self) -> None:
         """From now on LangChain does not call this handler; runs still in flight are given up (and counted)."""

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from ..config import SamplingConfig
-from ..core.vocabulary import EVALUATE_METADATA_KEY, FORCED, RANDOM
+from ..core.vocabulary import EVALUATE_METADATA_KEY, FEEDBACK_REASON, FORCED, RANDOM
 from .extract import is_mapping
 
 _SCALE = 1 << 64
@@ -26,7 +26,7 @@ RATE = SampleDecision(RANDOM, "rate")
 BY_METADATA = SampleDecision(FORCED, "metadata")
 BY_TAG = SampleDecision(FORCED, "tag")
 AFTER_ERROR = SampleDecision(FORCED, "error")
-AFTER_FEEDBACK = SampleDecision(FORCED, "feedback")
+AFTER_FEEDBACK = SampleDecision(FORCED, FEEDBACK_REASON)
 
 
 def trace_fraction(trace_id: UUID) -> float:

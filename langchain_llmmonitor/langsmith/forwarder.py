@@ -10,9 +10,10 @@ How feedback is sent, and why (read from langsmith 0.15.1's `Client.create_feedb
 - `stop_after_attempt=1` turns off `create_feedback`'s own retries (sleeps of 2**i s, and Retry-After * 2**i on
   429, for up to 10 attempts); the default client's transport retries once on a failed connection only, never on a
   status or a read timeout. A pass never sleeps inside the SDK: all waiting is done here, durably, with backoff.
-- `session_id`: the item's project (else LANGSMITH_PROJECT, else "default") is resolved with `read_project` and
-  cached. A project LangSmith does not know is sent without it (deprecated but accepted; looked up again a minute
-  later); a lookup that fails because LangSmith is unreachable counts as a failed attempt like the send itself.
+- `session_id`: the item's project (else LANGSMITH_PROJECT, else "default") is resolved with `read_project`, created
+  with `create_project` when LangSmith does not know it (a 409 there means another process created it meanwhile: read
+  again), and cached. Feedback is never sent without it (the SDK warns that path will stop working). These requests
+  are part of the item's attempt: their failures are classified like the send's.
 - The SDK's exceptions do not carry the HTTP status or headers, but it raises them while handling the
   `requests.HTTPError`, so the response is on the exception's `__context__` chain: status and Retry-After come from
   there.
@@ -22,14 +23,25 @@ How feedback is sent, and why (read from langsmith 0.15.1's `Client.create_feedb
 What each answer does (the `reason` label of `llm_feedback_delivery_failures_total` in brackets):
 - 2xx, or 409 (a feedback with this id exists: an earlier attempt landed) → delivered.
 - connection error [unavailable], read timeout [timeout], 408 or 5xx [unavailable], 429 [rate_limited]: LangSmith
-  as a whole is in trouble, so the pass stops and the rest of the batch waits too. Exponential backoff with jitter,
-  capped at `max_backoff`; on 429 at least the Retry-After.
-- 401/403 [auth] → retried every `max_backoff`: a key or a permission can be fixed, and nothing is lost meanwhile.
+  as a whole is in trouble, so the whole forwarder pauses (see below); the item and the rest of its batch are due
+  again when the pause ends, with no backoff of their own.
+- 401/403 [auth] → the pass stops and the rest of the batch waits with the item, which is retried every
+  `max_backoff`: a key or a permission can be fixed, and nothing is lost meanwhile.
 - 404 [not_found] → retried with backoff (LangSmith may not have ingested the run yet), parked after
   `not_found_attempts` attempts.
 - 400, 422 and any other 4xx, or arguments the SDK itself refuses [rejected] → parked at once as dead, with the
   error, in `Store.dead_items()`: retrying cannot change the answer.
 - anything else [error] → retried with backoff.
+
+The service-wide pause: one backoff for LangSmith, not one per item, so that a 429 or an outage is not met with a
+request per item of the outbox. After such a failure nothing at all is sent (by the thread or by `flush`) until the
+pause ends: `base_backoff` doubling with each consecutive service failure, with jitter, up to `max_outage_probe`
+(short, so that delivery resumes within seconds of a long outage's end), or the Retry-After when longer. Then a
+single item probes LangSmith; the first answer that is not a service failure ends the pause and full batches follow
+back to back. Per-item backoffs (404, auth, errors) stay per item. The pause is per forwarder: other processes on
+the same store find an outage themselves, but the items it released are not due before its end for them either.
+
+Delivered items are deleted `delivered_retention` after delivery, by a pass every few minutes.
 """
 
 from __future__ import annotations
@@ -61,9 +73,10 @@ from ..workers import Worker
 if TYPE_CHECKING:
     from ..storage.store import Store
 
-# How far a failure reaches: this item only, LangSmith as a whole (stop the pass), or never retry this item.
-_ITEM, _SERVICE, _PERMANENT = "item", "service", "permanent"
-_UNKNOWN_PROJECT_RECHECK_S = 60.0
+# How far a failure reaches: this item only, every item sent with this key (stop the pass), LangSmith as a whole
+# (pause the forwarder), or never retry this item.
+_ITEM, _ACCOUNT, _SERVICE, _PERMANENT = "item", "account", "service", "permanent"
+_PRUNE_EVERY_S = 300.0
 _MAX_ERROR_CHARS = 500
 # One immediate retry when a connection cannot be made or was dropped; statuses and read timeouts are ours to handle.
 _TRANSPORT_RETRY = LangSmithRetry(
@@ -93,9 +106,66 @@ class _Failure:
 
 
 class _Pass(NamedTuple):
-    claimed: int
     delivered: int
-    outage: bool
+    wait: float  # before the next pass is worth making: 0 when more is due at once
+
+
+class _Turn(NamedTuple):
+    limit: int  # items a pass may claim: 0 while paused, 1 to probe
+    wait: float  # when limit is 0, how long until it may be more
+    probe: bool
+
+
+class _ServicePause:
+    """The one backoff for LangSmith as a whole, shared by every pass of a forwarder (its thread and `flush`)."""
+
+    def __init__(self, config: LangSmithConfig, rng: Callable[[], float]) -> None:
+        self._config = config
+        self._rng = rng
+        self._lock = threading.Lock()
+        self._failures = 0  # consecutive service failures
+        self._until = 0.0  # time.monotonic() when the pause ends
+        self._probing = False
+
+    def turn(self) -> _Turn:
+        """What the next pass may do: nothing during the pause, one item (a single probe) just after it."""
+        with self._lock:
+            remaining = self._until - time.monotonic()
+            if remaining > 0:
+                return _Turn(0, remaining, False)
+            if not self._failures:
+                return _Turn(self._config.batch_size, 0.0, False)
+            if self._probing:
+                return _Turn(0, self._config.poll_interval_seconds, False)
+            self._probing = True
+            return _Turn(1, 0.0, True)
+
+    def remaining(self) -> float:
+        with self._lock:
+            return max(0.0, self._until - time.monotonic())
+
+    def failed(self, retry_after: float | None) -> float:
+        """LangSmith failed as a whole: start the next, longer pause; returns its length in seconds."""
+        config = self._config
+        with self._lock:
+            self._failures += 1
+            ceiling = min(
+                config.max_outage_probe_seconds, config.base_backoff_seconds * 2 ** min(self._failures - 1, 62)
+            )
+            pause = max(ceiling * (1 - config.jitter * self._rng()), retry_after or 0.0)
+            self._until = time.monotonic() + pause
+            self._probing = False
+            return pause
+
+    def answered(self) -> int:
+        """LangSmith answered: the pause is over; returns how many service failures in a row it ends."""
+        with self._lock:
+            ended, self._failures, self._probing = self._failures, 0, False
+            return ended
+
+    def probe_done(self) -> None:
+        with self._lock:
+            self._probing = False
 
 
 class Forwarder(Worker[None]):
@@ -120,7 +190,7 @@ class Forwarder(Worker[None]):
             store: where the outbox lives.
             client: a `langsmith.Client` built with `auto_batch_tracing=False`; by default one is made from the
                 environment (LANGSMITH_API_KEY, LANGSMITH_ENDPOINT...) when there is first something to send.
-            config: batch size, polling, backoff, leases and timeouts (`LangSmithConfig`).
+            config: batch size, polling, backoff, leases, timeouts and retention (`LangSmithConfig`).
             registry: where the delivery metrics live; a private registry by default.
             logger: a structlog logger; `structlog.get_logger("langchain_llmmonitor")` by default.
             rng: the jitter's random source in [0, 1) (tests pin it).
@@ -140,45 +210,49 @@ class Forwarder(Worker[None]):
         self._metrics = metrics_for(registry if registry is not None else CollectorRegistry())
         self._log = logger if logger is not None else default_logger()
         self._rng = rng
-        self._sessions: dict[str, tuple[str | None, float]] = {}
+        self._pause = _ServicePause(config, rng)
+        self._sessions: dict[str, str] = {}
+        self._next_prune = 0.0
         if _QUIET not in logging.getLogger("langsmith.client").filters:
             logging.getLogger("langsmith.client").addFilter(_QUIET)
 
     # Running --------------------------------------------------------------------------------------------------------
 
     def flush(self, timeout: float | None = 10.0) -> bool:
-        """Deliver what is due, waiting out backoffs and leases, until the outbox is empty (True) or `timeout` passes.
+        """Deliver what is due, waiting out backoffs, pauses and leases, until the outbox is empty (True) or `timeout`
+        passes.
 
         For shutdown and tests; safe beside the running thread. Parked items do not count as pending.
         """
         deadline = time.monotonic() + (60.0 if timeout is None else timeout)
         while True:
-            result = self._guarded_pass()
-            if result.claimed == 0 or result.outage:
-                if self._store.pending_count() == 0:
-                    return True
-                wait = min(deadline - time.monotonic(), self.config.poll_interval_seconds)
-                if wait <= 0:
-                    return False
-                time.sleep(wait)
-            elif time.monotonic() >= deadline:
-                return self._store.pending_count() == 0
+            wait = self._guarded_pass().wait
+            if wait == 0:
+                if time.monotonic() >= deadline:
+                    return self._store.pending_count() == 0
+                continue
+            if self._store.pending_count() == 0:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(remaining, wait))
 
     def deliver_once(self) -> int:
-        """One pass: claim up to `batch_size` due items, send them, record the outcomes; returns how many landed."""
+        """One pass: claim up to `batch_size` due items (none during a pause, one to probe after it), send them,
+        record the outcomes; returns how many landed."""
         return self._pass().delivered
 
     def _work(self, batch: list[None]) -> float | None:
-        """The thread's pass; no wait before the next one when a full batch was due."""
-        result = self._guarded_pass()
-        return 0.0 if result.claimed == self.config.batch_size and not result.outage else None
+        """The thread's pass; no wait before the next one when a full batch was due, the pause's rest during one."""
+        return self._guarded_pass().wait
 
     def _guarded_pass(self) -> _Pass:
         try:
             return self._pass()
         except Exception as error:  # noqa: BLE001 - e.g. the database is briefly unavailable; try again
             self._log.error("feedback_outbox_pass_failed", error=_describe(error))
-            return _Pass(claimed=0, delivered=0, outage=True)
+            return _Pass(delivered=0, wait=self.config.poll_interval_seconds)
 
     def _drain(self, timeout: float) -> bool:
         """Nothing to finish at close: undelivered items are in the store, claimed ones come back when their lease
@@ -190,28 +264,54 @@ class Forwarder(Worker[None]):
 
     def _reset_after_fork(self) -> None:
         self._client_lock = threading.Lock()
+        self._pause = _ServicePause(self.config, self._rng)
         if self._owns_client:
             self._client = None  # the parent's connections are the parent's
 
     # One pass -------------------------------------------------------------------------------------------------------
 
     def _pass(self) -> _Pass:
-        items = self._store.claim_due(self.config.batch_size, lease_seconds=self.config.lease_seconds)
-        delivered, outage = 0, False
-        if items:
-            client = self._langsmith()
-            for index, item in enumerate(items):
-                failure = self._send(client, item)
-                if failure is None:
-                    delivered += 1
-                    continue
-                retry_at = self._record_failure(item, failure)
-                if failure.scope == _SERVICE:
-                    self._store.release([rest.id for rest in items[index + 1 :]], retry_at)
-                    outage = True
-                    break
-        self._metrics.outbox_pending.set(self._store.pending_count())
-        return _Pass(claimed=len(items), delivered=delivered, outage=outage)
+        self._prune_if_due()
+        turn = self._pause.turn()
+        if turn.limit == 0:
+            return _Pass(delivered=0, wait=turn.wait)
+        try:
+            items = self._store.claim_due(turn.limit, lease_seconds=self.config.lease_seconds)
+            delivered, stopped_for = self._send_batch(items)
+        finally:
+            if turn.probe:
+                self._pause.probe_done()
+        if stopped_for is not None:
+            return _Pass(delivered, stopped_for)
+        return _Pass(delivered, 0.0 if len(items) == turn.limit else self.config.poll_interval_seconds)
+
+    def _send_batch(self, items: list[OutboxItem]) -> tuple[int, float | None]:
+        """Send claimed items in order; returns how many landed and, when a failure stopped the batch, how long to
+        wait. The unsent rest is released, uncharged, to when it may be sent."""
+        if not items:
+            return 0, None
+        delivered, client = 0, self._langsmith()
+        for index, item in enumerate(items):
+            paused_for = self._pause.remaining()
+            if paused_for > 0:  # another pass (a flush beside the thread) has just met an outage
+                self._store.release(_ids(items[index:]), _after(paused_for))
+                return delivered, paused_for
+            failure = self._send(client, item)
+            if failure is not None and failure.scope == _SERVICE:
+                pause = self._pause.failed(failure.retry_after)
+                self._store.release(_ids(items[index + 1 :]), self._record_failure(item, failure, pause))
+                return delivered, pause
+            ended = self._pause.answered()
+            if ended:
+                self._log.info("feedback_delivery_resumed", after_failures=ended)
+            if failure is None:
+                delivered += 1
+                continue
+            retry_at = self._record_failure(item, failure)
+            if failure.scope == _ACCOUNT:
+                self._store.release(_ids(items[index + 1 :]), retry_at)
+                return delivered, self.config.poll_interval_seconds
+        return delivered, None
 
     def _send(self, client: Client, item: OutboxItem) -> _Failure | None:
         payload = item.payload
@@ -243,8 +343,9 @@ class Forwarder(Worker[None]):
         )
         return None
 
-    def _record_failure(self, item: OutboxItem, failure: _Failure) -> datetime:
-        """Store the failed attempt and count it; returns when the item (and, on an outage, the batch) is due again."""
+    def _record_failure(self, item: OutboxItem, failure: _Failure, pause: float | None = None) -> datetime:
+        """Store the failed attempt and count it; returns when the item is due again: when the service-wide `pause`
+        ends, else after its own backoff."""
         self._metrics.feedback_delivery_failures(failure.reason).inc()
         attempts = item.attempts + 1
         fields = dict(
@@ -256,8 +357,8 @@ class Forwarder(Worker[None]):
             self._store.mark_dead(item.id, failure.error)
             self._log.error("feedback_parked", error=failure.error, **fields)
             return utcnow()
-        delay = self._delay(item.attempts, failure)
-        retry_at = utcnow() + timedelta(seconds=delay)
+        delay = pause if pause is not None else self._delay(item.attempts, failure)
+        retry_at = _after(delay)
         self._store.mark_failed(item.id, failure.error, retry_at)
         self._log.warning("feedback_delivery_failed", error=failure.error, retry_in_s=round(delay, 3), **fields)
         return retry_at
@@ -268,8 +369,18 @@ class Forwarder(Worker[None]):
             ceiling = config.max_backoff_seconds
         else:
             ceiling = min(config.max_backoff_seconds, config.base_backoff_seconds * 2 ** min(previous_attempts, 62))
-        delay = ceiling * (1 - config.jitter * self._rng())
-        return max(delay, failure.retry_after or 0.0)
+        return ceiling * (1 - config.jitter * self._rng())
+
+    def _prune_if_due(self) -> None:
+        """Delete items delivered more than `delivered_retention_seconds` ago, at most every few minutes."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + _PRUNE_EVERY_S
+        before = utcnow() - timedelta(seconds=self.config.delivered_retention_seconds)
+        pruned = self._store.purge_delivered(before)
+        if pruned:
+            self._log.info("feedback_outbox_pruned", items=pruned, delivered_before=before.isoformat())
 
     # LangSmith ------------------------------------------------------------------------------------------------------
 
@@ -292,19 +403,38 @@ class Forwarder(Worker[None]):
         if owned and client is not None:
             client.close(timeout=0)
 
-    def _session_id(self, client: Client, project: str | None) -> str | None:
-        """The id of the project the trace was sent to, or None when LangSmith does not know it (yet)."""
+    def _session_id(self, client: Client, project: str | None) -> str:
+        """The id of the project the trace was sent to, created when LangSmith does not know it yet."""
         name = project or get_tracer_project() or "default"
         cached = self._sessions.get(name)
-        if cached is not None and time.monotonic() < cached[1]:
-            return cached[0]
+        if cached is not None:
+            return cached
         try:
-            session_id: str | None = str(client.read_project(project_name=name).id)
-            valid_until = float("inf")
+            session_id = str(client.read_project(project_name=name).id)
         except LangSmithNotFoundError:
-            session_id, valid_until = None, time.monotonic() + _UNKNOWN_PROJECT_RECHECK_S
-        self._sessions[name] = (session_id, valid_until)
+            session_id = self._create_project(client, name)
+        self._sessions[name] = session_id
         return session_id
+
+    def _create_project(self, client: Client, name: str) -> str:
+        """Create the project LangSmith does not know; when another process just did, read that one."""
+        try:
+            created = str(client.create_project(name).id)
+        except LangSmithConflictError:
+            created = None
+        if created is None:
+            # Read outside the handler: a failure here must not carry the 409, which `_classify` takes for "delivered".
+            return str(client.read_project(project_name=name).id)
+        self._log.info("langsmith_project_created", project=name, session_id=created)
+        return created
+
+
+def _after(seconds: float) -> datetime:
+    return utcnow() + timedelta(seconds=seconds)
+
+
+def _ids(items: list[OutboxItem]) -> list[str]:
+    return [item.id for item in items]
 
 
 # Classifying failures -----------------------------------------------------------------------------------------------
@@ -319,7 +449,7 @@ def _classify(error: Exception) -> _Failure | None:
     if status == 429:
         return _Failure("rate_limited", _SERVICE, described, retry_after)
     if status in (401, 403):
-        return _Failure("auth", _SERVICE, described)
+        return _Failure("auth", _ACCOUNT, described)
     if status == 404:
         return _Failure("not_found", _ITEM, described)
     if status is not None and (status == 408 or status >= 500):

@@ -1,8 +1,11 @@
 """The off-request-path half of the quality layer: sampled traces are judged by background workers.
 
-The handler only calls `QualityPipeline.submit`, which appends to a bounded queue (or drops and counts) and returns.
-Workers run the judge and turn each verdict into metrics, a `quality_eval` log event and a store row; the store
-queues the LangSmith feedback in its outbox. A failed evaluation is recorded as missing, never as a score.
+Without a store, the handler calls `QualityPipeline.submit`, which appends to a bounded queue (or drops and counts)
+and returns. With one, jobs are durable: the handler's writer stores them beside their invocations and the workers
+claim them from the store under a lease (`jobs=`), so a job outlives a crash or a deploy and any process on the store
+(or `llmmonitor worker`) judges it, once. Workers run the judge and turn each verdict into metrics, a `quality_eval`
+log event and a store row; the store queues the LangSmith feedback in its outbox. A failed evaluation is recorded as
+missing, never as a score.
 
 Cost control happens here too: an hourly budget (evaluations and judge dollars) and a cache of verdicts keyed by the
 judge, its prompt version and the hash of what was judged, so a repeated (question, context, answer) costs nothing.
@@ -13,11 +16,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..config import JudgeConfig
 from ..core.judging import EvaluationInput, Judge, JudgeError, JudgeUsage, Verdict
-from ..core.records import EvaluationJob, EvaluationRecord
+from ..core.records import EvaluationJob, EvaluationRecord, utcnow
 from ..core.text import clip, describe_error
 from ..core.vocabulary import CACHED, CRITERIA, ERROR, SUCCESS
 from ..telemetry.logs import default_logger
@@ -33,7 +37,9 @@ ERROR_KINDS = frozenset({"timeout", "parse", "refusal", "rate_limit", "api", "ot
 WORKER_EVENT = "quality_worker"
 
 _MAX_STORED_TEXT = 4_000
-_STORE_RETRY_DELAYS = (0.2, 1.0, None)  # three attempts over about a second, then the row is counted as lost
+_FIRST_RETRY_S, _MAX_RETRY_S = 0.2, 5.0
+_EXPIRY_EVERY_S = 60.0
+_FLUSH_POLL_S = 0.02
 _MAX_STORED_REASON = 2_000
 _MAX_LOGGED_REASON = 500
 
@@ -42,6 +48,18 @@ class EvaluationSink(Protocol):
     """Where evaluations are kept (the store): idempotent by the record's id, so a retried write never doubles it."""
 
     def add_evaluation(self, record: EvaluationRecord) -> None: ...
+
+
+class JobSource(EvaluationSink, Protocol):
+    """The store's durable job queue (`storage.Store`): claimed under a lease, closed by the evaluation's write."""
+
+    def claim_jobs(self, limit: int, *, lease_seconds: float) -> list[EvaluationJob]: ...
+
+    def close_jobs(self, ids: list[str], outcome: str) -> None: ...
+
+    def expire_jobs(self, requested_before: datetime) -> dict[str, int]: ...
+
+    def pending_jobs(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +85,7 @@ class QualityPipeline(Worker[EvaluationJob]):
         config: JudgeConfig | None = None,
         logger: Any = None,
         store: EvaluationSink | None = None,
+        jobs: JobSource | None = None,
         clock: Callable[[], float] = time.monotonic,
         exit_timeout: float = 5.0,
     ) -> None:
@@ -77,19 +96,26 @@ class QualityPipeline(Worker[EvaluationJob]):
             config: workers, queue size, hourly budget and cache size (`JudgeConfig`).
             logger: a structlog logger; by default the library's.
             store: when given, every evaluation (failed ones too) is written to it, with its LangSmith feedback.
+            jobs: the store's job queue: workers claim jobs there (start them with `start()`), nothing is submitted.
             clock: monotonic seconds, for durations and the hourly budget.
             exit_timeout: at interpreter exit, how long to wait for queued evaluations.
         """
         config = config if config is not None else JudgeConfig()
         super().__init__(
-            name="llmmonitor-judge", threads=config.workers, capacity=config.queue_size, exit_timeout=exit_timeout
+            name="llmmonitor-judge",
+            threads=config.workers,
+            capacity=config.queue_size,
+            idle_wait=config.poll_interval_seconds if jobs is not None else None,
+            exit_timeout=exit_timeout,
         )
         self.config = config
         self._judge = judge
         self._judge_name = str(judge.name)
         self._metrics = metrics
         self._log = logger if logger is not None else default_logger()
-        self._store = store
+        self._store = store if store is not None else jobs
+        self._jobs = jobs
+        self._expiry_due = 0.0
         self._clock = clock
         self._budget = Budget(max_evaluations=config.max_evaluations_per_hour, max_cost=config.max_cost_per_hour)
         self._cache = VerdictCache(config.cache_size)
@@ -122,9 +148,9 @@ class QualityPipeline(Worker[EvaluationJob]):
     def _dropped(self, count: int, reason: str) -> None:
         self._metrics.judge_dropped(reason).inc(count)
 
-    def _discarded(self, count: int) -> None:
-        self._queue_depth.dec(count)
-        super()._discarded(count)
+    def _discarded(self, items: list[EvaluationJob]) -> None:
+        self._queue_depth.dec(len(items))
+        super()._discarded(items)
 
     def _work_failed(self, error: Exception) -> None:
         self._metrics.handler_errors(WORKER_EVENT).inc()
@@ -132,12 +158,89 @@ class QualityPipeline(Worker[EvaluationJob]):
     def _reset_after_fork(self) -> None:
         self._cache.after_fork_in_child()
 
+    # With a durable queue, "done" means the store has no job left, not that this process's queue is empty --------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every accepted evaluation is recorded; with a job store, until it holds no job to judge."""
+        if self._jobs is None:
+            return super().flush(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.wake()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not super().flush(left):
+                return False
+            if self._store_has_no_jobs() and super().flush(0):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(_FLUSH_POLL_S)
+
+    def _store_has_no_jobs(self) -> bool:
+        try:
+            return self._jobs is not None and self._jobs.pending_jobs() == 0
+        except Exception:  # noqa: BLE001 - the store is away: not drained, keep trying until the deadline
+            return False
+
+    def _drain(self, timeout: float) -> bool:
+        """At close: finish the evaluations in progress; jobs not yet claimed stay in the store for the next process."""
+        finished = super().flush(timeout)
+        if self._jobs is not None:
+            try:
+                left: int | None = self._jobs.pending_jobs()
+            except Exception:  # noqa: BLE001 - the store is away; the jobs are safe there all the same
+                left = None
+            self._log.info("judge_jobs_left", pending=left, in_progress_finished=finished)
+        return finished
+
     # The workers ------------------------------------------------------------------------------------------------
 
-    def _work(self, batch: list[EvaluationJob]) -> None:
+    def _work(self, batch: list[EvaluationJob]) -> float | None:
         for job in batch:
             self._queue_depth.dec()
             self._evaluate(job)
+        if self._jobs is None or self._board.closed:
+            return None
+        return 0.0 if self._judge_claimed(self._jobs) else None  # claimed one: look for the next at once
+
+    def _judge_claimed(self, jobs: JobSource) -> bool:
+        """Claim one job from the store and judge it; False when none was due."""
+        now = self._clock()
+        if now >= self._expiry_due:
+            self._expiry_due = now + _EXPIRY_EVERY_S
+            self._expire(jobs)
+        try:
+            claimed = jobs.claim_jobs(1, lease_seconds=self.config.lease_seconds)
+        except Exception:  # noqa: BLE001 - the store is away: the jobs wait there, look again at the next poll
+            return False
+        for job in claimed:
+            with self._board.lock:
+                refused = self._admit_locked(job)
+                if refused is None:
+                    self._budget.accept(now)
+            if refused is None:
+                self._evaluate(job)
+            else:
+                self._skip(job, refused)
+        return bool(claimed)
+
+    def _expire(self, jobs: JobSource) -> None:
+        closed = jobs.expire_jobs(utcnow() - timedelta(seconds=self.config.request_ttl_seconds))
+        for outcome, count in closed.items():
+            if count:
+                self._dropped(count, outcome)
+                self._log.warning("judge_jobs_closed", outcome=outcome, count=count)
+
+    def wake(self) -> None:
+        """Jobs were just stored: one idle worker looks for them now rather than at its next poll."""
+        with self._board.lock:
+            self._board.wake.notify()
+
+    def _skip(self, job: EvaluationJob, reason: str) -> None:
+        """Not judged (the budget is spent): counted, and a stored job is closed so that nobody judges it later."""
+        self._dropped(1, reason)
+        if self._jobs is not None:
+            self._jobs.close_jobs([job.id], reason)
 
     def _evaluate(self, job: EvaluationJob) -> None:
         """Judge one job and record the outcome; nothing here may escape and kill the worker."""
@@ -150,7 +253,7 @@ class QualityPipeline(Worker[EvaluationJob]):
             with self._board.lock:
                 spent = self._budget.spent(started)
             if spent:  # spent while this job waited: calling the judge would overshoot the budget further
-                self._dropped(1, BUDGET)
+                self._skip(job, BUDGET)
                 return
             outcome = self._judged(job.item)
             if outcome.verdict is not None:
@@ -240,29 +343,38 @@ class QualityPipeline(Worker[EvaluationJob]):
             return None
         record = EvaluationRecord(
             **self._fields(job, outcome, _MAX_STORED_REASON),
+            id=job.id,
             status=ERROR if outcome.verdict is None else SUCCESS,  # a cache hit is a real score for this run
             question=clip(job.item.question, _MAX_STORED_TEXT),
             answer=clip(job.item.answer, _MAX_STORED_TEXT),
         )
-        failure: Exception | None = None
-        for delay in _STORE_RETRY_DELAYS:  # the write is idempotent (the record's id), so a retry never doubles it
+        delay = _FIRST_RETRY_S
+        while True:  # the write is idempotent (the record's id), so a retry never doubles it
             try:
                 self._store.add_evaluation(record)
                 return True
             except Exception as exc:  # noqa: BLE001 - a store outage must not kill the worker
                 failure = exc
-                if delay is not None:
-                    time.sleep(delay)
-        self._metrics.dropped("evaluation", "store_error").inc()
+            if not self._may_succeed_later(failure) or self._wait_unless_stopping(delay):
+                break
+            delay = min(2 * delay, _MAX_RETRY_S)
+        durable = self._jobs is not None  # the job is still open in the store: the next claim judges it again
+        if not durable:
+            self._metrics.dropped("evaluation", "store_error").inc()
         self._log.warning(
             "quality_store_error",
             run_id=job.run_id,
             trace_id=job.trace_id,
             judge=self._judge_name,
-            lost=1,
-            error=describe_error(failure) if failure is not None else None,
+            lost=0 if durable else 1,
+            error=describe_error(failure),
         )
         return False
+
+    def _may_succeed_later(self, error: Exception) -> bool:
+        """An outage may end; a row the database refused is refused again (a store tells them apart)."""
+        is_outage = getattr(self._store, "is_outage", None)
+        return bool(is_outage(error)) if callable(is_outage) else True
 
     def _log_evaluation(self, job: EvaluationJob, outcome: _Outcome, stored: bool | None) -> None:
         fields = self._fields(job, outcome, _MAX_LOGGED_REASON)

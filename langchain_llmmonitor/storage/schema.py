@@ -1,4 +1,5 @@
-"""The store's tables: invocations, judge evaluations, user feedback, and the outbox of feedback bound for LangSmith.
+"""The store's tables: invocations, judge evaluations, user feedback, the queue of judge jobs, and the outbox of
+feedback bound for LangSmith.
 
 SQLAlchemy Core, portable between SQLite and PostgreSQL. Times are timezone-aware UTC in and out.
 """
@@ -120,3 +121,25 @@ Index(
     sqlite_where=undone,
     postgresql_where=undone,
 )
+
+judge_jobs_table = Table(
+    "judge_jobs",
+    metadata,
+    Column("id", String(_ID), primary_key=True),  # also the id of the evaluation that completes it
+    Column("created_at", _UtcDateTime(), nullable=False),
+    Column("run_id", String(_ID), nullable=False),
+    Column("trace_id", String(_ID), nullable=False),
+    Column("request_id", String(200)),
+    Column("project", String(200)),
+    Column("sampling", String(20), nullable=False),
+    Column("sample_reason", String(50), nullable=False),
+    Column("question", Text),  # NULL: a request to judge a run whose trace only the process that ran it holds
+    Column("context", JSON),
+    Column("answer", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("lease_until", _UtcDateTime()),
+    Column("done_at", _UtcDateTime()),
+    Column("outcome", String(20)),  # judged, budget, expired
+)
+open_jobs = judge_jobs_table.c.done_at.is_(None)
+Index("ix_judge_jobs_open", judge_jobs_table.c.created_at, sqlite_where=open_jobs, postgresql_where=open_jobs)

@@ -1,9 +1,15 @@
-"""The durable store: invocations, judge evaluations, user feedback, and the outbox of feedback bound for LangSmith.
+"""The durable store: invocations, judge evaluations, user feedback, the judge job queue, and the outbox of feedback
+bound for LangSmith.
 
 Everything is written here first, because LangSmith can be down, slow or rate limited and the process can die at any
 moment; `langsmith.Forwarder` then delivers the outbox. An evaluation or a user rating and its outbox items are
 written in one transaction, and outbox ids are stable (they become the LangSmith feedback ids), so a retried write or
 a re-sent item never creates a second feedback.
+
+Judge jobs (a sampled trace's captured question, context and answer) are written with their invocations and claimed
+by judge workers under a lease, in this process or any other on the store; the evaluation that completes a job has
+the job's id and closes it in the same transaction, so a job is stored as judged once, whoever judged it. Text is made
+storable for both backends (`core.text.storable`) and cut to its column's length before any write.
 
 SQLAlchemy Core on SQLite (a file path; WAL mode and a busy timeout, so several threads and processes can share the
 file) or PostgreSQL (any `postgresql+...://` URL). Times are timezone-aware UTC.
@@ -19,21 +25,47 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Column, Table, and_, create_engine, event, func, or_, select, update
+from sqlalchemy import JSON, Column, String, Table, Text, and_, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from ..core.feedback import judge_feedback_items, user_feedback_item
-from ..core.records import EvaluationRecord, InvocationRecord, OutboxItem, UserFeedbackRecord, utcnow
-from ..core.vocabulary import SUCCESS
-from ..telemetry.metrics import metrics_for
-from .schema import evaluations_table, invocations_table, metadata, outbox_table, undone, user_feedback_table
+from ..core.judging import EvaluationInput
+from ..core.records import (
+    EvaluationJob,
+    EvaluationRecord,
+    InvocationRecord,
+    OutboxItem,
+    UserFeedbackRecord,
+    evaluation_id,
+    utcnow,
+)
+from ..core.text import storable
+from ..core.vocabulary import FEEDBACK_REASON, FORCED, SUCCESS
+from ..telemetry.metrics import StoreGauges
+from .schema import (
+    evaluations_table,
+    invocations_table,
+    judge_jobs_table,
+    metadata,
+    open_jobs,
+    outbox_table,
+    undone,
+    user_feedback_table,
+)
 
 _SQLITE_BUSY_TIMEOUT_S = 30.0
 _READ_CHUNK = 1_000
 _INSERT_CHUNK = 500
 _MAX_ERROR_CHARS = 1_000
+MAX_JOB_ATTEMPTS = 5
+"""Claims after which a job is closed as `abandoned` (e.g. it killed every process that judged it)."""
+JUDGED, BUDGET, EXPIRED, ABANDONED = "judged", "budget", "expired", "abandoned"
+"""Why a judge job was closed (`judge_jobs.outcome`)."""
+_OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+_SQLITE_OUTAGE_WORDS = ("locked", "busy", "disk", "full", "unable to open", "i/o")
 
 
 _Record = TypeVar("_Record")
@@ -41,6 +73,52 @@ _Record = TypeVar("_Record")
 
 def _from_row(cls: type[_Record], row: Mapping[str, Any]) -> _Record:
     return cls(**{f.name: row[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def _storable_value(value: Any, limit: int | None) -> Any:
+    if isinstance(value, str):
+        return storable(value, limit)
+    if isinstance(value, dict):
+        return {storable(str(key)): _storable_value(item, None) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable_value(item, None) for item in value]
+    return value
+
+
+def _text_columns(table: Table) -> dict[str, int | None]:
+    """The columns of `table` that hold text, with their length limit (None: unbounded)."""
+    return {
+        column.name: getattr(column.type, "length", None)
+        for column in table.columns
+        if isinstance(column.type, (String, Text, JSON))
+    }
+
+
+_TEXT_COLUMNS = {
+    table.name: _text_columns(table)
+    for table in (invocations_table, evaluations_table, user_feedback_table, outbox_table, judge_jobs_table)
+}
+
+
+def storable_rows(table: Table, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with every text value storable on both backends and cut to its column's length."""
+    columns = _TEXT_COLUMNS[table.name]
+    return [
+        {name: _storable_value(value, columns[name]) if name in columns else value for name, value in row.items()}
+        for row in rows
+    ]
+
+
+def is_outage(error: BaseException) -> bool:
+    """True when the database could not be reached, was busy or full (retrying can succeed), False when the statement
+    itself failed (retrying the same rows cannot). SQLite reports both kinds as OperationalError: its message tells."""
+    if not isinstance(error, _OUTAGES):
+        return False
+    original = getattr(error, "orig", None)
+    if type(original).__module__ != "sqlite3":
+        return True
+    message = str(original).lower()
+    return any(word in message for word in _SQLITE_OUTAGE_WORDS)
 
 
 def _uuid_text(value: Any, what: str) -> str:
@@ -53,15 +131,26 @@ def _uuid_text(value: Any, what: str) -> str:
 class Store:
     """Durable, multi-thread and multi-process safe storage for the monitor (SQLite file or PostgreSQL)."""
 
-    def __init__(self, url_or_path: str | Path = "llmmonitor.db", *, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        url_or_path: str | Path = "llmmonitor.db",
+        *,
+        registry: CollectorRegistry | None = None,
+        outbox: bool = True,
+        busy_timeout_seconds: float = _SQLITE_BUSY_TIMEOUT_S,
+    ) -> None:
         """
         Args:
             url_or_path: a file path (SQLite) or a SQLAlchemy URL such as `postgresql+psycopg://user:pw@host/db`.
-            registry: when given, `llm_feedback_outbox_pending` there grows as feedback is stored (the forwarder sets
-                it exactly).
+            registry: when given, `llm_feedback_outbox_pending` and `llm_judge_jobs_pending` there are counted in
+                this store at scrape time, so every process and `/readyz` report the same numbers.
+            outbox: queue evaluations and ratings for LangSmith; False when nothing will forward them, so the outbox
+                does not grow without end.
+            busy_timeout_seconds: SQLite only: how long a write waits for another writer's lock before it fails.
         """
-        self._metrics = metrics_for(registry) if registry is not None else None
-        self.engine = _engine(url_or_path)
+        self.outbox = outbox
+        self.gauges = StoreGauges(outbox_pending=self.pending_count, jobs_pending=self.pending_jobs)
+        self.engine = _engine(url_or_path, busy_timeout_seconds)
         self._dialect = self.engine.dialect.name
         if self._dialect not in ("sqlite", "postgresql"):
             self.engine.dispose()
@@ -70,6 +159,10 @@ class Store:
             metadata.create_all(self.engine)
         except DBAPIError:  # another process created the tables at the same moment
             metadata.create_all(self.engine)
+        if registry is not None:
+            self.gauges.register(registry)
+
+    is_outage = staticmethod(is_outage)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -82,32 +175,55 @@ class Store:
         inserted = 0
         key = table.primary_key.columns[0]
         for start in range(0, len(rows), _INSERT_CHUNK):
-            chunk = list(rows[start : start + _INSERT_CHUNK])
+            chunk = storable_rows(table, rows[start : start + _INSERT_CHUNK])
             statement = insert(table).values(chunk).on_conflict_do_nothing().returning(key)
             inserted += len(connection.execute(statement).all())
         return inserted
 
-    def add_invocations(self, records: Iterable[InvocationRecord]) -> None:
-        """Store a batch of root invocations; one already stored (same run id) is left as it is."""
+    def add_invocations(self, records: Iterable[InvocationRecord], jobs: Iterable[EvaluationJob] = ()) -> None:
+        """Store a batch of root invocations and the judge jobs of the sampled ones, in one transaction.
+
+        An invocation already stored (same run id) is left as it is; a job fills in a pending request to judge its
+        run (`request_judgement`) and leaves any other job with its id as it is.
+        """
         rows = [asdict(replace(record, run_id=str(record.run_id), trace_id=str(record.trace_id))) for record in records]
-        if not rows:
+        job_rows = [_job_row(job) for job in jobs]
+        if not rows and not job_rows:
             return
         with self.engine.begin() as connection:
-            self._insert_ignoring_duplicates(connection, invocations_table, rows)
+            if rows:
+                self._insert_ignoring_duplicates(connection, invocations_table, rows)
+            if job_rows:
+                self._upsert_jobs(connection, job_rows)
+
+    def _upsert_jobs(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        table = judge_jobs_table
+        insert = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+        captured = ("sampling", "sample_reason", "question", "context", "answer")
+        statement = insert.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={name: insert.excluded[name] for name in captured},
+            where=and_(table.c.question.is_(None), open_jobs),
+        )
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            connection.execute(statement.values(storable_rows(table, rows[start : start + _INSERT_CHUNK])))
 
     def add_evaluation(self, record: EvaluationRecord) -> None:
-        """Store an evaluation and, if it succeeded, its LangSmith feedback (one per score) in one transaction.
+        """Store an evaluation and, if it succeeded, its LangSmith feedback (one per score) in one transaction; the
+        judge job with the evaluation's id, if any, is closed in it too.
 
         Idempotent: adding the same record again (same id) changes nothing.
         """
         record = replace(
             record, id=_uuid_text(record.id, "evaluation id"), run_id=str(record.run_id), trace_id=str(record.trace_id)
         )
-        outbox_rows = [asdict(item) for item in judge_feedback_items(record)] if record.status == SUCCESS else []
+        outbox = self.outbox and record.status == SUCCESS
+        outbox_rows = [asdict(item) for item in judge_feedback_items(record)] if outbox else []
         with self.engine.begin() as connection:
             self._insert_ignoring_duplicates(connection, evaluations_table, [asdict(record)])
-            queued = self._insert_ignoring_duplicates(connection, outbox_table, outbox_rows) if outbox_rows else 0
-        self._count_pending(queued)
+            if outbox_rows:
+                self._insert_ignoring_duplicates(connection, outbox_table, outbox_rows)
+            self._close_jobs(connection, [record.id], JUDGED)
 
     def add_user_feedback(self, record: UserFeedbackRecord) -> None:
         """Store a user's rating and its LangSmith feedback in one transaction; idempotent by `record.id`."""
@@ -116,12 +232,8 @@ class Store:
         )
         with self.engine.begin() as connection:
             self._insert_ignoring_duplicates(connection, user_feedback_table, [asdict(record)])
-            queued = self._insert_ignoring_duplicates(connection, outbox_table, [asdict(user_feedback_item(record))])
-        self._count_pending(queued)
-
-    def _count_pending(self, queued: int) -> None:
-        if self._metrics is not None and queued:
-            self._metrics.outbox_pending.inc(queued)
+            if self.outbox:
+                self._insert_ignoring_duplicates(connection, outbox_table, [asdict(user_feedback_item(record))])
 
     # Lookups --------------------------------------------------------------------------------------------------------
 
@@ -216,35 +328,131 @@ class Store:
                 return
             after = (rows[-1][time_column.name], rows[-1][key.name])
 
+    # Judge jobs -----------------------------------------------------------------------------------------------------
+
+    def claim_jobs(self, limit: int, *, lease_seconds: float, now: datetime | None = None) -> list[EvaluationJob]:
+        """Lease up to `limit` captured jobs that nobody holds, oldest first (as `claim_due` leases outbox items)."""
+        now = now or utcnow()
+        table = judge_jobs_table
+        due = and_(open_jobs, table.c.question.is_not(None), table.c.attempts < MAX_JOB_ATTEMPTS)
+        order = (table.c.created_at, table.c.id)
+        rows = self._claim(table, due, order, limit, now, lease_seconds, attempts=table.c.attempts + 1)
+        return [_job(row) for row in sorted(rows, key=lambda row: (row["created_at"], row["id"]))]
+
+    def close_jobs(self, ids: Sequence[str], outcome: str) -> None:
+        """Close open jobs without an evaluation (`BUDGET`: the judge's budget was spent)."""
+        with self.engine.begin() as connection:
+            self._close_jobs(connection, ids, outcome)
+
+    def _close_jobs(self, connection: Connection, ids: Sequence[str], outcome: str) -> int:
+        table = judge_jobs_table
+        closing = update(table).where(table.c.id.in_(list(ids)), open_jobs)
+        return connection.execute(closing.values(done_at=utcnow(), outcome=outcome, lease_until=None)).rowcount
+
+    def release_jobs(self, ids: Sequence[str]) -> None:
+        """Give back claimed jobs that were not judged (the process is closing), so any process can claim them now."""
+        table = judge_jobs_table
+        with self.engine.begin() as connection:
+            connection.execute(update(table).where(table.c.id.in_(list(ids)), open_jobs).values(lease_until=None))
+
+    def request_judgement(self, run_id: str, trace_id: str, *, request_id: str | None, project: str | None) -> bool:
+        """Ask whichever process still holds this run's trace to judge it (a thumbs-down reached another process).
+
+        False when the run already has a job (sampled, or asked for before): it is judged, or will be, once.
+        """
+        job_id = evaluation_id(str(run_id))
+        row = dict(
+            id=job_id,
+            created_at=utcnow(),
+            run_id=str(run_id),
+            trace_id=str(trace_id),
+            request_id=request_id,
+            project=project,
+            sampling=FORCED,
+            sample_reason=FEEDBACK_REASON,
+            attempts=0,
+        )
+        with self.engine.begin() as connection:
+            return self._insert_ignoring_duplicates(connection, judge_jobs_table, [row]) == 1
+
+    def requested_runs(self, limit: int = 100) -> list[str]:
+        """Run ids that a user's rating asked to judge and whose trace nobody has captured into a job yet."""
+        table = judge_jobs_table
+        query = select(table.c.run_id).where(open_jobs, table.c.question.is_(None)).order_by(table.c.created_at)
+        with self.engine.connect() as connection:
+            return list(connection.execute(query.limit(limit)).scalars())
+
+    def expire_jobs(self, requested_before: datetime) -> dict[str, int]:
+        """Close requests older than `requested_before` (no process held the trace) and jobs claimed
+        `MAX_JOB_ATTEMPTS` times; returns how many of each were closed."""
+        table = judge_jobs_table
+        now = utcnow()
+        unleased = or_(table.c.lease_until.is_(None), table.c.lease_until <= now)
+        stale = {
+            EXPIRED: and_(table.c.question.is_(None), table.c.created_at < requested_before),
+            ABANDONED: and_(table.c.attempts >= MAX_JOB_ATTEMPTS, unleased),
+        }
+        closed = {}
+        with self.engine.begin() as connection:
+            for outcome, condition in stale.items():
+                closing = update(table).where(open_jobs, condition).values(done_at=now, outcome=outcome)
+                closed[outcome] = connection.execute(closing).rowcount
+        return closed
+
+    def pending_jobs(self) -> int:
+        """Captured jobs not yet judged (waiting or being judged)."""
+        table = judge_jobs_table
+        condition = and_(open_jobs, table.c.question.is_not(None))
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
+
+    def job_outcomes(self) -> dict[str, int]:
+        """How many jobs were closed, by outcome (judged, budget, expired, abandoned)."""
+        table = judge_jobs_table
+        query = select(table.c.outcome, func.count()).where(table.c.outcome.is_not(None)).group_by(table.c.outcome)
+        with self.engine.connect() as connection:
+            return {outcome: int(count) for outcome, count in connection.execute(query).all()}
+
     # Outbox ---------------------------------------------------------------------------------------------------------
 
     def claim_due(self, limit: int, *, lease_seconds: float, now: datetime | None = None) -> list[OutboxItem]:
-        """Lease up to `limit` items that are due, oldest first, so no other forwarder sends them until the lease ends.
-
-        One UPDATE ... RETURNING: atomic on SQLite (one writer at a time) and on PostgreSQL, where the candidate rows
-        are picked FOR UPDATE SKIP LOCKED so concurrent claimers neither wait for nor overlap each other.
-        """
+        """Lease up to `limit` items that are due, oldest first, so no other forwarder sends them until the lease ends."""
         now = now or utcnow()
         table = outbox_table
+        due = and_(undone, table.c.next_attempt_at <= now)
+        rows = self._claim(table, due, (table.c.next_attempt_at, table.c.id), limit, now, lease_seconds)
+        items = [_from_row(OutboxItem, row) for row in rows]
+        return sorted(items, key=lambda item: (item.next_attempt_at, item.id))
+
+    def _claim(
+        self,
+        table: Table,
+        due: Any,
+        order: tuple[Any, ...],
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        **values: Any,
+    ) -> list[Mapping[str, Any]]:
+        """Lease up to `limit` unleased rows matching `due` in `order`, setting `values` too; the leased rows.
+
+        One UPDATE ... RETURNING: atomic on SQLite (one writer at a time) and on PostgreSQL, where the candidates are
+        picked FOR UPDATE SKIP LOCKED in a materialized CTE (so the LIMIT holds: as a subquery PostgreSQL may rescan
+        it and lease more), and concurrent claimers neither wait for nor overlap each other.
+        """
         unleased = or_(table.c.lease_until.is_(None), table.c.lease_until <= now)
-        due = (
-            select(table.c.id)
-            .where(undone, table.c.next_attempt_at <= now, unleased)
-            .order_by(table.c.next_attempt_at, table.c.id)
-            .limit(limit)
-        )
+        candidates = select(table.c.id).where(due, unleased).order_by(*order).limit(limit)
         if self._dialect == "postgresql":
-            due = due.with_for_update(skip_locked=True)
+            candidates = candidates.with_for_update(skip_locked=True)
+        picked = candidates.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
         claim = (
             update(table)
-            .where(table.c.id.in_(due.scalar_subquery()), unleased)
-            .values(lease_until=now + timedelta(seconds=lease_seconds))
+            .where(table.c.id.in_(select(picked.c.id)), unleased)
+            .values(lease_until=now + timedelta(seconds=lease_seconds), **values)
             .returning(*table.c)
         )
         with self.engine.begin() as connection:
-            rows = connection.execute(claim).mappings().all()
-        items = [_from_row(OutboxItem, row) for row in rows]
-        return sorted(items, key=lambda item: (item.next_attempt_at, item.id))
+            return list(connection.execute(claim).mappings().all())
 
     def mark_delivered(self, ids: Sequence[str]) -> None:
         """LangSmith confirmed these items."""
@@ -319,27 +527,57 @@ class Store:
         return result.rowcount
 
 
-def _engine(url_or_path: str | Path) -> Engine:
+def _job_row(job: EvaluationJob) -> dict[str, Any]:
+    item = job.item
+    return dict(
+        id=job.id,
+        created_at=utcnow(),
+        run_id=job.run_id,
+        trace_id=job.trace_id,
+        request_id=job.request_id,
+        project=job.project,
+        sampling=job.sampling,
+        sample_reason=job.sample_reason,
+        question=item.question,
+        context=list(item.context),
+        answer=item.answer,
+        attempts=0,
+    )
+
+
+def _job(row: Mapping[str, Any]) -> EvaluationJob:
+    item = EvaluationInput(question=row["question"], context=tuple(row["context"] or ()), answer=row["answer"] or "")
+    return EvaluationJob(
+        id=row["id"],
+        run_id=row["run_id"],
+        trace_id=row["trace_id"],
+        item=item,
+        sampling=row["sampling"],
+        sample_reason=row["sample_reason"],
+        request_id=row["request_id"],
+        project=row["project"],
+    )
+
+
+def _engine(url_or_path: str | Path, busy_timeout: float) -> Engine:
     if isinstance(url_or_path, str) and "://" in url_or_path:
         engine = create_engine(url_or_path, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine)
+            _configure_sqlite(engine, busy_timeout)
         return engine
     path = Path(url_or_path).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        f"sqlite:///{path}", connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
-    )
-    _configure_sqlite(engine)
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": busy_timeout, "check_same_thread": False})
+    _configure_sqlite(engine, busy_timeout)
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
     """WAL lets readers run beside the single writer; the busy timeout makes writers queue instead of failing."""
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")  # in WAL mode: survives a killed process, not a power cut
         cursor.close()

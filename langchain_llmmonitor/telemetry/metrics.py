@@ -7,12 +7,14 @@ the tests fail when one side changes without the other.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 # LLM latencies: dense below 10 s, exactly 10, and finite buckets above it so that
 # histogram_quantile can report a p99 beyond the 10 s alert threshold.
@@ -224,11 +226,8 @@ class MonitorMetrics:
 
     def _feedback(self) -> None:
         """User feedback and its delivery to LangSmith."""
-        counter, gauge = self._counter, self._gauge
+        counter = self._counter
         self.user_feedback = counter("llm_user_feedback_total", "User feedback received, by rating.", ("rating",))
-        self.outbox_pending = gauge(
-            "llm_feedback_outbox_pending", "Feedback items stored but not yet delivered to LangSmith.", mode="livemax"
-        )
         self.feedback_delivered = counter(
             "llm_feedback_delivered_total", "Feedback items delivered to LangSmith, by kind (judge, user).", ("kind",)
         )
@@ -274,3 +273,55 @@ def metrics_for(registry: CollectorRegistry) -> MonitorMetrics:
         if metrics is None:
             metrics = _by_registry[registry] = MonitorMetrics(registry)
         return metrics
+
+
+class StoreGauges:
+    """Backlogs counted in the store when Prometheus scrapes, so every process (and `/readyz`) reports the same number:
+    feedback not yet delivered to LangSmith, and judge jobs not yet judged. Counts are reused for `max_age` seconds; a
+    store that cannot be read yields no sample rather than a stale one."""
+
+    def __init__(
+        self, *, outbox_pending: Callable[[], int], jobs_pending: Callable[[], int], max_age: float = 1.0
+    ) -> None:
+        self._counts = {
+            "llm_feedback_outbox_pending": (
+                "Feedback items stored but not yet delivered to LangSmith.",
+                outbox_pending,
+            ),
+            "llm_judge_jobs_pending": ("Judge jobs stored but not yet judged, in every process.", jobs_pending),
+        }
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, int]] | None = None
+
+    def register(self, registry: CollectorRegistry) -> None:
+        """Expose the counts on `registry`; a registry that already has them (another store) keeps those."""
+        try:
+            registry.register(self)
+        except ValueError:  # duplicated timeseries
+            pass
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [GaugeMetricFamily(name, help_text) for name, (help_text, _) in self._counts.items()]
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        families = []
+        for name, count in self._read().items():
+            family = GaugeMetricFamily(name, self._counts[name][0])
+            family.add_metric([], count)
+            families.append(family)
+        return families
+
+    def _read(self) -> dict[str, int]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < self._max_age:
+                return self._cached[1]
+            counts = {}
+            for name, (_, count) in self._counts.items():
+                try:
+                    counts[name] = count()
+                except Exception:  # noqa: BLE001 - an unreachable store shows as a gap, not as a stale number
+                    continue
+            self._cached = (now, counts)
+            return counts

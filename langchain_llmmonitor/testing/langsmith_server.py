@@ -21,6 +21,8 @@ What the SDK (langsmith 0.15.1) does here, and how this fake answers:
   traced before the SDK's sender thread has read `/info` (until `client.compressed_traces` is set) still go out as
   plain multipart. `zstd=False` gets plain multipart only; `multipart=False` makes the SDK use `POST /runs/batch` for
   runs and send all feedback synchronously to `POST /feedback`.
+- `Client.create_project` posts to `POST /sessions`, answered 409 when the name exists (as LangSmith does: the SDK's
+  own pytest plugin reads the project on `LangSmithConflictError`); `?upsert=true` returns the existing one instead.
 - `Client.create_feedback` is queued for the background sender only when given `trace_id` (and the server is multipart
   capable, version >= 0.8.10); otherwise it is a synchronous `POST /feedback`.
 - A repeated feedback id is stored once; the attempt is appended to `server.duplicates` and answered 200 with the stored
@@ -136,11 +138,13 @@ class _Reply:
 
 
 class RequestRecord(NamedTuple):
-    """One API request as the fake answered it; `encoding` is the request's Content-Encoding ("" when none)."""
+    """One API request as the fake answered it; `encoding` is the request's Content-Encoding ("" when none), `at` the
+    `time.monotonic()` of its arrival (so tests can tell what was asked during a backoff)."""
 
     endpoint: str
     status: int
     encoding: str
+    at: float
 
 
 @dataclass
@@ -425,6 +429,11 @@ class FakeLangSmith:
         with self._state:
             self._faults.append(_Fault(remaining=n, status=status, path=path, retry_after=retry_after))
 
+    def clear_faults(self) -> None:
+        """Drop the faults still pending, keeping all data: an injected outage is over."""
+        with self._state:
+            self._faults.clear()
+
     def set_delay(self, seconds: float, *, path: str | None = None) -> None:
         """Hold each request (whose path starts with `path`) `seconds` before handling it; 0 turns it off."""
         with self._state:
@@ -540,6 +549,7 @@ class FakeLangSmith:
 
     def _respond(self, request: _Request) -> _Reply | None:
         """The reply to one request, or None when an outage began while it waited (the connection is then cut)."""
+        arrived = time.monotonic()
         if request.path.startswith(CONTROL_PREFIX):
             return self._guarded(lambda: self._control(request))
         endpoint, call = f"{request.method} {request.path}", None
@@ -564,7 +574,7 @@ class FakeLangSmith:
             reply = self._guarded(call) if call else _Reply(404, {"detail": "Not Found"})
         with self._state:
             encoding = request.headers.get("Content-Encoding", "").lower()
-            self._request_log.append(RequestRecord(endpoint, reply.status, encoding))
+            self._request_log.append(RequestRecord(endpoint, reply.status, encoding, arrived))
             self._state.notify_all()
         return reply
 
@@ -967,6 +977,8 @@ class FakeLangSmith:
                 path=body.get("path"),
                 retry_after=float(body.get("retry_after", 0)),
             )
+        elif request.method == "POST" and action == "clear_faults":
+            self.clear_faults()
         elif request.method == "POST" and action == "delay":
             self.set_delay(float(body.get("seconds", 0)), path=body.get("path"))
         elif request.method == "POST" and action == "reset":
@@ -1097,6 +1109,9 @@ class FakeLangSmithProcess:
 
     def fail_next(self, n: int = 1, *, status: int = 503, path: str | None = None, retry_after: float = 0) -> None:
         self._call("POST", "fail_next", {"n": n, "status": status, "path": path, "retry_after": retry_after})
+
+    def clear_faults(self) -> None:
+        self._call("POST", "clear_faults", {})
 
     def set_delay(self, seconds: float, *, path: str | None = None) -> None:
         self._call("POST", "delay", {"seconds": seconds, "path": path})
