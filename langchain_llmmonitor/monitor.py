@@ -1,7 +1,7 @@
 """`Monitor`: the one object an application adds, `callbacks=[Monitor()]`.
 
 This is the composition root: it builds the callback handler and the background workers it feeds (judge pool,
-invocation writer, LangSmith forwarder) from one `MonitorConfig`, offers users' feedback, and owns the lifecycle
+store writer, LangSmith forwarder) from one `MonitorConfig`, offers users' feedback, and owns the lifecycle
 (`flush`, `close`, `with Monitor() as monitor:`).
 """
 

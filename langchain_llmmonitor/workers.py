@@ -1,9 +1,10 @@
 """One lifecycle for every background worker: start on first use, flush, close, drain at exit, restart after fork.
 
-The invocation writer, the judge pool and the LangSmith forwarder are all `Worker`s, so they behave alike:
+The store writer, the judge pool and the LangSmith forwarder are all `Worker`s, so they behave alike:
 
-- **start**: threads start with the first submitted item (or `start()`), never at construction: an idle Monitor costs
-  no thread.
+- **start**: threads start with the first submitted item, or with `start()` for a worker that polls (the forwarder,
+  and the judge pool claiming jobs from a store), never at construction: an idle Monitor without a store costs no
+  thread.
 - **submit**: never blocks. An item that cannot be taken (queue full, worker closed, refused by the subclass) is
   reported to `_refused(item, reason)` (by default `_dropped(1, reason)`), and `submit` returns False.
 - **flush(timeout)**: waits until everything accepted so far is done.
@@ -33,6 +34,7 @@ Item = TypeVar("Item")
 
 QUEUE_FULL = "queue_full"
 SHUTDOWN = "shutdown"
+_STOP_GRACE_SECONDS = 0.2
 IDLE_CHECK_SECONDS = 30.0
 """How long an idle thread waits before it checks that its worker still exists."""
 
@@ -236,7 +238,8 @@ class Worker(Generic[Item]):
                 self._discarded(discarded)
             for thread in threads:
                 if thread.ident is not None:  # started (a concurrent submit may have made it a moment ago)
-                    thread.join(max(0.0, deadline - time.monotonic()))
+                    # a thread the stop woke from a backoff gets a moment to record what it gives up
+                    thread.join(max(_STOP_GRACE_SECONDS, deadline - time.monotonic()))
             stopped = not any(thread.is_alive() for thread in threads)
             atexit.unregister(self._exit_hook)
             self._release()

@@ -381,18 +381,25 @@ def serve_args(*argv: str) -> argparse.Namespace:
 
 
 @pytest.mark.parametrize(
-    ("argv", "environ", "forwarding"),
+    ("argv", "environ", "forwarding", "outbox"),
     [
-        pytest.param((), {"LANGSMITH_API_KEY": "test"}, True, id="key-set"),
-        pytest.param((), {"LANGCHAIN_API_KEY": "test"}, True, id="legacy-key-set"),
-        pytest.param((), {}, False, id="no-key"),
-        pytest.param(("--no-forward",), {"LANGSMITH_API_KEY": "test"}, False, id="no-forward"),
+        pytest.param((), {"LANGSMITH_API_KEY": "test"}, True, True, id="key-set"),
+        pytest.param((), {"LANGCHAIN_API_KEY": "test"}, True, True, id="legacy-key-set"),
+        pytest.param((), {}, False, False, id="no-key"),
+        pytest.param(("--no-forward",), {"LANGSMITH_API_KEY": "test"}, False, False, id="no-forward"),
+        pytest.param(("--outbox",), {}, False, True, id="another-process-forwards"),
     ],
 )
 def test_serve_forwards_only_with_an_api_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: tuple[str, ...], environ: dict[str, str], forwarding: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: tuple[str, ...],
+    environ: dict[str, str],
+    forwarding: bool,
+    outbox: bool,
 ) -> None:
-    """`serve` sends to LangSmith only when a key is configured and --no-forward is absent."""
+    """`serve` sends to LangSmith only when a key is configured and --no-forward is absent, and queues ratings for
+    LangSmith only when something will send them."""
     for name in ("LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     for name, setting in environ.items():
@@ -401,6 +408,7 @@ def test_serve_forwards_only_with_an_api_key(
     app = serve.app_from_args(serve_args("--store", str(tmp_path / "m.db"), *argv), environ={})
     try:
         assert (app.state.forwarder is not None) is forwarding
+        assert app.state.store.outbox is outbox
     finally:
         app.state.store.close()
 

@@ -283,6 +283,13 @@ def test_shortcuts_win_over_the_config(tmp_path: Path):
             "evaluate_errors must be true or false, got 'yes'",
             id="flag",
         ),
+        pytest.param(
+            {"judge": {"lease_seconds": 0, "in_process": "no"}},
+            ValueError,
+            "in_process must be true or false, got 'no'; lease_seconds must be a number > 0, got 0",
+            id="judge-jobs",
+        ),
+        pytest.param({"store": {"outbox": 1}}, ValueError, "outbox must be true or false, got 1", id="outbox"),
         pytest.param(["sampling"], TypeError, "MonitorConfig configuration must be a mapping", id="not-a-mapping"),
     ],
 )

@@ -290,3 +290,25 @@ def test_the_outbox_only_grows_when_something_forwards_it_and_its_gauge_is_the_s
         pending = monitor.store.pending_count()  # type: ignore[union-attr]
         assert (pending > 0) == queued and pending == (20 * 4 + 1 if queued else 0)
         assert value(registry, "llm_feedback_outbox_pending") == pending
+
+
+def test_jobs_left_to_workers_need_a_store(registry: CollectorRegistry) -> None:
+    """`judge.in_process=False` without a store would judge nothing anywhere: refused at construction."""
+    config = MonitorConfig.from_mapping({"judge": {"in_process": False}})
+    with pytest.raises(ValueError, match="needs a store"):
+        Monitor(config, registry=registry)
+
+
+@pytest.mark.parametrize(
+    "spec, problem",
+    [
+        pytest.param("nonsense", "must be auto, offline, openai or module:attribute", id="not-a-judge-spec"),
+        pytest.param("tests._durable_app:QUESTION", "is not a judge", id="not-a-judge"),
+    ],
+)
+def test_worker_refuses_a_judge_it_cannot_use(tmp_path: Path, spec: str, problem: str) -> None:
+    """`llmmonitor worker --judge` that names no judge exits 2 before touching the store, saying what is allowed."""
+    worker = _worker(str(tmp_path / "m.db"), "--judge", spec)
+    assert worker.wait(60) == 2
+    assert problem in worker.stderr.read()  # type: ignore[union-attr]
+    assert not (tmp_path / "m.db").exists()

@@ -47,6 +47,9 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
         "--require-token", action="store_true", help=f"refuse ratings without a valid token (secret from ${SECRET_ENV})"
     )
     parser.add_argument("--no-forward", action="store_true", help="store feedback only; do not send it to LangSmith")
+    parser.add_argument(
+        "--outbox", action="store_true", help="queue ratings for LangSmith although another process forwards them"
+    )
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     parser.set_defaults(func=run_cli)
     return parser
@@ -74,6 +77,7 @@ def app_from_args(args: argparse.Namespace, environ: Any = None) -> FastAPI:
         forwarder = None
         if not args.no_forward and get_env_var("API_KEY", default=None):
             forwarder = Forwarder(store, registry=registry)
+        store.outbox = forwarder is not None or args.outbox  # nothing piles up unforwarded
         return create_app(
             recorder=recorder,
             registry=registry,

@@ -396,14 +396,23 @@ def _judge_and_monitor_health_row() -> _Row:
     """Whether the monitoring itself works: a failing or starved judge leaves the quality row blind."""
     return "Judge and monitor health", [
         _Panel(
-            "Judge queue depth",
-            "Evaluations waiting for a judge worker.",
-            (("sum(llm_judge_queue_depth)", "queued"),),
+            "Judge backlog",
+            "Evaluations waiting for a judge: in memory (no store), or as jobs in the store (every process and "
+            "`llmmonitor worker` reports the same count). Growth means the judges cannot keep up.",
+            (("sum(llm_judge_queue_depth)", "in memory"), ("max(llm_judge_jobs_pending)", "jobs in the store")),
         ),
         _Panel(
             "Evaluations dropped",
-            "Not judged: queue full, hourly budget spent, or shutdown.",
+            "Not judged: queue full, hourly budget spent, shutdown (no store), a rating's request nobody could answer "
+            "(expired), or a job that failed every claim (abandoned).",
             ((f"sum by (reason) (rate(llm_judge_dropped_total[{_RATE}]))", "{{reason}}"),),
+            unit="ops",
+        ),
+        _Panel(
+            "Rows not stored",
+            "Invocations the store never got: beyond the writer's buffer during an outage, a row the database refused, "
+            "or still held at shutdown. Any value here is data lost.",
+            ((f"sum by (what, reason) (rate(llm_monitor_dropped_total[{_RATE}]))", "{{what}} {{reason}}"),),
             unit="ops",
         ),
         _Panel(

@@ -13,6 +13,7 @@ judge, its prompt version and the hash of what was judged, so a repeated (questi
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -37,7 +38,7 @@ ERROR_KINDS = frozenset({"timeout", "parse", "refusal", "rate_limit", "api", "ot
 WORKER_EVENT = "quality_worker"
 
 _MAX_STORED_TEXT = 4_000
-_FIRST_RETRY_S, _MAX_RETRY_S = 0.2, 5.0
+_FIRST_RETRY_S, _MAX_RETRY_S = 0.2, 2.0
 _EXPIRY_EVERY_S = 60.0
 _FLUSH_POLL_S = 0.02
 _MAX_STORED_REASON = 2_000
@@ -59,7 +60,7 @@ class JobSource(EvaluationSink, Protocol):
 
     def expire_jobs(self, requested_before: datetime) -> dict[str, int]: ...
 
-    def pending_jobs(self) -> int: ...
+    def pending_jobs(self, created_before: datetime | None = None) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,24 +162,26 @@ class QualityPipeline(Worker[EvaluationJob]):
     # With a durable queue, "done" means the store has no job left, not that this process's queue is empty --------
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every accepted evaluation is recorded; with a job store, until it holds no job to judge."""
+        """Wait until every accepted evaluation is recorded; with a job store, until every job stored before the
+        flush began is judged (by any process)."""
         if self._jobs is None:
             return super().flush(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
+        began = utcnow()
         while True:
             self.wake()
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not super().flush(left):
                 return False
-            if self._store_has_no_jobs() and super().flush(0):
+            if self._no_jobs_before(began) and super().flush(0):
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             time.sleep(_FLUSH_POLL_S)
 
-    def _store_has_no_jobs(self) -> bool:
+    def _no_jobs_before(self, moment: datetime) -> bool:
         try:
-            return self._jobs is not None and self._jobs.pending_jobs() == 0
+            return self._jobs is not None and self._jobs.pending_jobs(created_before=moment) == 0
         except Exception:  # noqa: BLE001 - the store is away: not drained, keep trying until the deadline
             return False
 
@@ -206,10 +209,10 @@ class QualityPipeline(Worker[EvaluationJob]):
     def _judge_claimed(self, jobs: JobSource) -> bool:
         """Claim one job from the store and judge it; False when none was due."""
         now = self._clock()
-        if now >= self._expiry_due:
-            self._expiry_due = now + _EXPIRY_EVERY_S
-            self._expire(jobs)
         try:
+            if now >= self._expiry_due:
+                self._expiry_due = now + _EXPIRY_EVERY_S
+                self._expire(jobs)
             claimed = jobs.claim_jobs(1, lease_seconds=self.config.lease_seconds)
         except Exception:  # noqa: BLE001 - the store is away: the jobs wait there, look again at the next poll
             return False
@@ -240,7 +243,8 @@ class QualityPipeline(Worker[EvaluationJob]):
         """Not judged (the budget is spent): counted, and a stored job is closed so that nobody judges it later."""
         self._dropped(1, reason)
         if self._jobs is not None:
-            self._jobs.close_jobs([job.id], reason)
+            with contextlib.suppress(Exception):  # the store is away: the job comes back after its lease, skipped then
+                self._jobs.close_jobs([job.id], reason)
 
     def _evaluate(self, job: EvaluationJob) -> None:
         """Judge one job and record the outcome; nothing here may escape and kill the worker."""

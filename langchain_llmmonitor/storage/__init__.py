@@ -1,4 +1,5 @@
-"""Durable storage (SQLAlchemy, the `store` extra): the `Store` and the batched invocation writer.
+"""Durable storage (SQLAlchemy, the `store` extra): the `Store` (with its judge job queue and outbox) and the batched
+store writer.
 
 `Store` is imported on first use, so that importing this package needs no SQLAlchemy.
 """

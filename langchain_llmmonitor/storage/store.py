@@ -17,7 +17,10 @@ file) or PostgreSQL (any `postgresql+...://` URL). Times are timezone-aware UTC.
 
 from __future__ import annotations
 
+import functools
+import os
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from datetime import datetime, timedelta
@@ -161,6 +164,8 @@ class Store:
             metadata.create_all(self.engine)
         if registry is not None:
             self.gauges.register(registry)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=functools.partial(_forget_connections_after_fork, weakref.ref(self)))
 
     is_outage = staticmethod(is_outage)
 
@@ -399,10 +404,12 @@ class Store:
                 closed[outcome] = connection.execute(closing).rowcount
         return closed
 
-    def pending_jobs(self) -> int:
-        """Captured jobs not yet judged (waiting or being judged)."""
+    def pending_jobs(self, created_before: datetime | None = None) -> int:
+        """Captured jobs not yet judged (waiting or being judged), optionally only those stored before a moment."""
         table = judge_jobs_table
         condition = and_(open_jobs, table.c.question.is_not(None))
+        if created_before is not None:
+            condition = and_(condition, table.c.created_at < created_before)
         with self.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
 
@@ -525,6 +532,14 @@ class Store:
         with self.engine.begin() as connection:
             result = connection.execute(table.delete().where(table.c.delivered_at < before))
         return result.rowcount
+
+
+def _forget_connections_after_fork(ref: weakref.ReferenceType[Store]) -> None:
+    """A forked child must not use the parent's pooled connections (SQLite handles, PostgreSQL sockets): it opens its
+    own, and leaves the parent's to the parent."""
+    store = ref()
+    if store is not None:
+        store.engine.dispose(close=False)
 
 
 def _job_row(job: EvaluationJob) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from ..workers import SHUTDOWN, Worker
 from .store import Store, is_outage
 
 BAD_ROW = "bad_row"
-_FIRST_RETRY_S, _MAX_RETRY_S = 0.05, 5.0
+_FIRST_RETRY_S, _MAX_RETRY_S = 0.05, 2.0
 _REQUESTS_EVERY_S = 2.0
 _DROPS_LOGGED_EVERY_S = 1.0
 
@@ -102,6 +102,7 @@ class StoreWriter(Worker[StoreWrite]):
                 self._log_drops()
                 if self._wait_unless_stopping(delay):
                     self._lose(batch, SHUTDOWN, error)
+                    self._log_drops(force=True)
                     return
                 delay = min(delay * 2, _MAX_RETRY_S)
                 continue
