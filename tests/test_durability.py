@@ -4,16 +4,20 @@ only exists when something forwards it. Real SQLite files, a real PostgreSQL, re
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -312,3 +316,64 @@ def test_worker_refuses_a_judge_it_cannot_use(tmp_path: Path, spec: str, problem
     assert worker.wait(60) == 2
     assert problem in worker.stderr.read()  # type: ignore[union-attr]
     assert not (tmp_path / "m.db").exists()
+
+
+@pytest.mark.slow
+def test_under_uvicorn_workers_every_thumbs_down_is_judged_whichever_worker_it_reaches(tmp_path: Path) -> None:
+    """`uvicorn --workers 2`: 12 answers, each rated down on a fresh connection; every one is judged once, also the
+    ones whose rating reached the worker that did not answer."""
+    path = tmp_path / "monitor.db"
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "tests._fleet_app:app", "--workers", "2", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "LLMMONITOR_TEST_STORE": str(path)},
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: httpx.get(f"{url}/docs").status_code == 200, timeout=30)
+        answered = [httpx.post(f"{url}/ask") for _ in range(12)]
+        crossed = 0
+        for answer in answered:
+            rated = _rate_down(url, answer.json()["run_id"])  # each a fresh connection: either worker takes it
+            crossed += rated.headers["X-Worker-Pid"] != answer.headers["X-Worker-Pid"]
+        assert crossed > 0
+        store = Store(path)
+        _wait_for(lambda: len(list(store.evaluations(*EVER))) == 12, timeout=30)
+        evaluations = list(store.evaluations(*EVER))
+        assert sorted(e.run_id for e in evaluations) == sorted(a.json()["run_id"] for a in answered)
+        assert {e.sample_reason for e in evaluations} == {"feedback"}
+        store.close()
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _rate_down(url: str, run_id: str) -> Any:
+    """POST a thumbs-down until it is taken (404 while the run is not yet in the store for the other worker)."""
+    deadline = time.monotonic() + 10
+    while (rated := httpx.post(f"{url}/feedback", json={"run_id": run_id, "rating": -1})).status_code == 404:
+        assert time.monotonic() < deadline, rated.text
+        time.sleep(0.1)
+    assert rated.status_code == 201, rated.text
+    return rated
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                return
+        except httpx.TransportError:  # not listening yet
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(0.05)
