@@ -416,3 +416,12 @@ def test_pending_gauges_are_counted_in_the_store_so_every_process_agrees(url: st
         assert value(registry, "llm_judge_jobs_pending") == stores[0].pending_jobs() == 1
     for opened in stores:
         opened.close()
+
+
+def test_a_delivery_error_with_unstorable_text_is_recorded_made_safe(store: Store) -> None:
+    """An error message holding NUL or a lone surrogate (from a proxy, say) is kept, not a failed update forever."""
+    feedback = rating()
+    store.add_user_feedback(feedback)
+    store.mark_failed(feedback.id, "HTTP 502 \x00 from \ud800 proxy", datetime.now(UTC))
+    item = store.outbox_item(feedback.id)
+    assert item is not None and (item.attempts, item.last_error) == (1, "HTTP 502 \ufffd from \ufffd proxy")

@@ -285,7 +285,7 @@ class Store:
                 (evaluations_table, evaluations),
                 (user_feedback_table, feedback),
             ):
-                rows = [asdict(record) for record in records]
+                rows = storable_rows(table, [asdict(record) for record in records])
                 for begin in range(0, len(rows), 1_000):
                     connection.execute(insert(table).on_conflict_do_nothing(), rows[begin : begin + 1_000])
 
@@ -472,7 +472,7 @@ class Store:
             attempts=outbox_table.c.attempts + 1,
             next_attempt_at=retry_at,
             lease_until=None,
-            last_error=error[:_MAX_ERROR_CHARS],
+            last_error=storable(error, _MAX_ERROR_CHARS),
         )
 
     def mark_dead(self, id: str, error: str) -> None:
@@ -482,7 +482,7 @@ class Store:
             attempts=outbox_table.c.attempts + 1,
             dead_at=utcnow(),
             lease_until=None,
-            last_error=error[:_MAX_ERROR_CHARS],
+            last_error=storable(error, _MAX_ERROR_CHARS),
         )
 
     def release(self, ids: Sequence[str], retry_at: datetime) -> None:
