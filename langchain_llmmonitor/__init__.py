@@ -15,6 +15,7 @@ from .config import (
 from .core.errors import FeedbackConflictError, InvalidFeedbackError, UnknownRunError
 from .core.judging import EvaluationInput, Judge, JudgeError, Scores, Verdict
 from .core.ratings import RatingScale
+from .core.redaction import Redactor
 from .monitor import Monitor
 from .ops.exposition import mark_worker_dead, metrics_app, serve_metrics
 from .pricing import ModelPrice, PriceTable
@@ -41,6 +42,7 @@ __all__ = [
     "OpenAIJudge",
     "PriceTable",
     "RatingScale",
+    "Redactor",
     "RunsConfig",
     "SamplingConfig",
     "Scores",

@@ -300,6 +300,10 @@ class FeedbackConfig:
         token_ttl_seconds: how long a token is accepted after it is issued.
         window: finished traces remembered for ratings that arrive before they reach the store, and for judging a
             trace when its user gives a negative rating.
+        max_ratings_per_run: ratings one run may get (each token or idempotency key counts once, however often it
+            is posted); more are refused (HTTP 429), so one client cannot stuff a run.
+        max_body_bytes: the largest `POST /feedback` body the API reads; a larger one is refused (HTTP 413) before
+            it is read or parsed.
     """
 
     scale: str = "thumbs"
@@ -307,6 +311,8 @@ class FeedbackConfig:
     secret: str | bytes | None = field(default=None, repr=False)
     token_ttl_seconds: float = 7 * 24 * 3600.0
     window: int = 2_048
+    max_ratings_per_run: int = 10
+    max_body_bytes: int = 65_536
 
     def __post_init__(self) -> None:
         check(
@@ -321,6 +327,8 @@ class FeedbackConfig:
                 else f"secret must be text or bytes, got {type(self.secret).__name__}",
                 number_problem("token_ttl_seconds", self.token_ttl_seconds, minimum=1),
                 number_problem("window", self.window, integer=True, minimum=1),
+                number_problem("max_ratings_per_run", self.max_ratings_per_run, integer=True, minimum=1),
+                number_problem("max_body_bytes", self.max_body_bytes, integer=True, minimum=1_024),
             ],
         )
 

@@ -4,6 +4,7 @@ example Alertmanager routing under the real amtool."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -117,11 +118,25 @@ def _latencies(*segments: tuple[dict[float, float], int]) -> list[dict[str, str]
     return _histogram("llm_request_duration_seconds", LATENCY_BUCKETS, list(segments), model=MODEL)
 
 
-def _slo_traffic(kind: str, *segments: tuple[float, int], slow_seconds: float = 11.0) -> list[dict[str, str]]:
-    """100 calls a minute, a share of them bad (failed, or slower than the SLO threshold), per (share, minutes)."""
+def _slo_traffic(
+    kind: str, *segments: tuple[float, int], slow_seconds: float = 11.0, per_minute: float = 100
+) -> list[dict[str, str]]:
+    """`per_minute` calls a minute, a share of them bad (failed, or slower than 10 s), per (share, minutes)."""
     if kind == "errors":
-        return _requests(*((100 * (1 - bad), 100 * bad, minutes) for bad, minutes in segments))
-    return _latencies(*(({1.0: 100 * (1 - bad), slow_seconds: 100 * bad}, minutes) for bad, minutes in segments))
+        return _requests(*((per_minute * (1 - bad), per_minute * bad, minutes) for bad, minutes in segments))
+    return _latencies(
+        *(({1.0: per_minute * (1 - bad), slow_seconds: per_minute * bad}, minutes) for bad, minutes in segments)
+    )
+
+
+def _sparse(kind: str, good: range | tuple[int, ...], bad: int, minutes: int) -> list[dict[str, str]]:
+    """Single calls at the given minutes of a service started at minute 0, all fine but the one at `bad` (failed, or
+    11 s for latency)."""
+    per_minute = [(int(minute in good), int(minute == bad)) for minute in range(1, minutes + 1)]
+    runs = [(calls, len(list(run))) for calls, run in itertools.groupby(per_minute)]
+    if kind == "errors":
+        return _requests(*((ok, failed, steps) for (ok, failed), steps in runs))
+    return _latencies(*(({1.0: ok, 11.0: slow}, steps) for (ok, slow), steps in runs))
 
 
 def _scores(
@@ -463,6 +478,106 @@ def test_every_alert_has_a_firing_case() -> None:
     assert firing == set(_alerts())
 
 
+# --- pages need call volume: a few calls, one of them bad, must not wake anyone -------------------------------------
+
+# Every critical / page alert: the kind of bad call it counts, and the labels it fires with.
+PAGES = {
+    "LLMErrorRateHigh": ("errors", {"model": MODEL}),
+    "LLMLatencyP99High": ("latency", {"model": MODEL}),
+    "LLMErrorBudgetFastBurn": ("errors", {"job": "app"}),
+    "LLMLatencyBudgetFastBurn": ("latency", {"job": "app"}),
+}
+UNGUARDED = AlertConfig(min_requests=0, min_slo_requests=0)
+# (fine calls at these minutes, the bad call's minute, minutes of series): a service with very little traffic.
+TINY_TRAFFIC = {
+    "first-hour-1-bad-of-5": ((6, 18, 30, 42), 54, 90),
+    "2-per-hour-1-bad-of-12": (range(15, 345, 30), 345, 400),
+}
+# (alert, (bad share, minutes) segments, minute to look at, calls a minute at the guard or above, below it)
+PAGE_BURSTS = [
+    # 20% bad for 30 min: 5 calls a minute are 25 per 5m (guard 20), 3 a minute are 15.
+    pytest.param("LLMErrorRateHigh", ((0.2, 30),), 20, 5, 3, id="error-rate-20pct-25-vs-15-calls-per-5m"),
+    pytest.param("LLMLatencyP99High", ((0.2, 30),), 20, 5, 3, id="p99-20pct-slow-25-vs-15-calls-per-5m"),
+    # An hour fine, then every call bad for 15 min: 1 call a minute is 60 in the 1h window (guard 50), 0.5 is 30.
+    pytest.param("LLMErrorBudgetFastBurn", ((0, 60), (1, 15)), 75, 1, 0.5, id="error-budget-outage-60-vs-30-per-1h"),
+    pytest.param(
+        "LLMLatencyBudgetFastBurn", ((0, 60), (1, 15)), 75, 1, 0.5, id="latency-budget-outage-60-vs-30-per-1h"
+    ),
+]
+
+
+def _promtool_test_config(promtool: str, directory: Path, config: AlertConfig, tests: list[dict[str, Any]]) -> None:
+    """`_promtool_test` of the rules generated from `config`, in a directory of its own."""
+    directory.mkdir()
+    _promtool_test(promtool, directory, _without_annotations(config), tests, evaluation_interval="1m")
+
+
+@pytest.mark.parametrize(
+    ("alert", "good", "bad", "minutes"),
+    [pytest.param(alert, *traffic, id=f"{alert}-{name}") for alert in PAGES for name, traffic in TINY_TRAFFIC.items()],
+)
+def test_pages_stay_silent_on_a_few_calls_with_one_bad(
+    promtool: str, tmp_path: Path, alert: str, good: tuple[int, ...], bad: int, minutes: int
+) -> None:
+    """A page never fires, nor does its condition hold, on a few calls with one bad; unguarded, the condition holds."""
+    series = _sparse(PAGES[alert][0], good, bad, minutes)
+    every_minute = [f"{minute}m" for minute in range(minutes + 1)]
+    silent = {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [{"eval_time": at, "alertname": alert, "exp_alerts": []} for at in every_minute],
+        "promql_expr_test": [
+            {"expr": _alerts()[alert]["expr"], "eval_time": at, "exp_samples": []} for at in every_minute
+        ],
+    }
+    _promtool_test_config(promtool, tmp_path / "guarded", AlertConfig(), [silent])
+    # Control: the bad call does cross the threshold, so the silence above is the volume guard's doing.
+    crossing = {
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [
+            {
+                "expr": f"count({_alerts(UNGUARDED)[alert]['expr']})",
+                "eval_time": f"{bad + 2}m",
+                "exp_samples": [{"labels": "{}", "value": 1}],
+            }
+        ],
+    }
+    _promtool_test_config(promtool, tmp_path / "unguarded", UNGUARDED, [crossing])
+
+
+def _burst(alert: str, segments: tuple, per_minute: float, minutes: range, fires: bool) -> dict[str, Any]:
+    """A promtool test: `per_minute` calls a minute, shaped by `segments`; the alert fires (or not) at `minutes`."""
+    kind, labels = PAGES[alert]
+    expected = [{"exp_labels": {**_alerts()[alert]["labels"], **labels}}] if fires else []
+    return {
+        "interval": "1m",
+        "input_series": _slo_traffic(kind, *segments, per_minute=per_minute),
+        "alert_rule_test": [{"eval_time": f"{at}m", "alertname": alert, "exp_alerts": expected} for at in minutes],
+    }
+
+
+@pytest.mark.parametrize(("alert", "segments", "minute", "enough", "too_few"), PAGE_BURSTS)
+def test_pages_fire_on_a_burst_with_enough_calls(
+    promtool: str, tmp_path: Path, alert: str, segments: tuple, minute: int, enough: float, too_few: float
+) -> None:
+    """A burst pages once its calls reach the volume guard; below it, the same burst pages only without the guard."""
+    pages, silent = (
+        _burst(alert, segments, enough, range(minute, minute + 1), True),
+        _burst(alert, segments, too_few, range(minute + 1), False),
+    )
+    _promtool_test_config(promtool, tmp_path / "guarded", AlertConfig(), [pages, silent])
+    unguarded = _burst(alert, segments, too_few, range(minute, minute + 1), True)
+    _promtool_test_config(promtool, tmp_path / "unguarded", UNGUARDED, [unguarded])
+
+
+def test_every_page_has_volume_cases() -> None:
+    """Each critical or page alert has tiny-traffic and burst cases, so no page can go without a volume guard."""
+    labels = {name: rule["labels"] for name, rule in _alerts().items()}
+    pages = {name for name, label in labels.items() if label["route"] == "page" or label["severity"] == "critical"}
+    assert pages == set(PAGES) == {param.values[0] for param in PAGE_BURSTS}
+
+
 def _rendered(template: str, labels: dict[str, str], value: str) -> str:
     text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda match: labels[match[1]], template)
     text = re.sub(r"\{\{ \$value \| [^}]+ \}\}", value, text)
@@ -562,6 +677,7 @@ def test_annotations_render_the_current_value(
                 cost_per_hour=1234.5,
                 token_baseline_factor=1.5,
                 min_requests=0,
+                min_slo_requests=0,
                 slo_target=0.9995,
                 latency_slo_target=0.95,
                 latency_slo_seconds=7.5,
@@ -649,6 +765,8 @@ def test_recording_rule_names_follow_level_metric_operations() -> None:
         pytest.param({"cost_per_hour": 0}, "cost_per_hour must be > 0", id="zero-threshold"),
         pytest.param({"min_requests": -1}, "min_requests must be >= 0", id="negative-guard"),
         pytest.param({"min_requests": 2.5}, "min_requests must be an integer", id="fractional-count"),
+        pytest.param({"min_slo_requests": -50}, "min_slo_requests must be >= 0", id="negative-slo-guard"),
+        pytest.param({"min_slo_requests": 49.5}, "min_slo_requests must be an integer", id="fractional-slo-guard"),
         pytest.param({"slo_target": 1.0}, "slo_target must be a fraction strictly between 0 and 1", id="target-one"),
         pytest.param({"latency_slo_target": 0}, "latency_slo_target must be > 0", id="target-zero"),
         pytest.param({"hallucination_rate": 5}, "hallucination_rate must be a fraction", id="rate-as-percent"),
@@ -711,6 +829,22 @@ def test_cli_flags_override_the_config_file(tmp_path: Path) -> None:
     )
     assert args.func(args) == 0
     assert out.read_text() == render_rules(AlertConfig(error_rate=0.05, cost_per_hour=120, slo_ticket_alerts=False))
+
+
+def test_slo_page_guard_is_a_config_key_and_a_flag(tmp_path: Path) -> None:
+    """`min-slo-requests` in the file, then `--min-slo-requests`, set the call guard of both burn pairs of each page."""
+    config_file = tmp_path / "alerts.yaml"
+    config_file.write_text("min-slo-requests: 200\n")
+    assert load_config(config_file) == AlertConfig(min_slo_requests=200)
+    out = tmp_path / "rules.yml"
+    args = _cli(["rules", "--config", str(config_file), "--min-slo-requests", "300", "--out", str(out)])
+    assert args.func(args) == 0
+    groups = yaml.safe_load(out.read_text())["groups"]
+    expressions = {rule["alert"]: rule["expr"] for group in groups for rule in group["rules"] if "alert" in rule}
+    for kind in ("Error", "Latency"):
+        assert expressions[f"LLM{kind}BudgetFastBurn"].count(":increase1h >= 300)") == 1
+        assert expressions[f"LLM{kind}BudgetFastBurn"].count(":increase6h >= 300)") == 1
+        assert ">=" not in expressions[f"LLM{kind}BudgetSlowBurn"]
 
 
 def test_cli_writes_to_stdout_and_reports_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:

@@ -277,11 +277,21 @@ def test_expired_token_is_403_expired(
     assert answer.status_code == 403 and answer.json()["detail"].startswith("expired feedback token")
 
 
+def test_with_a_secret_tokens_are_required_by_default(
+    make_client: Callable[..., TestClient], tokens: FeedbackTokens
+) -> None:
+    """Anonymous ratings are an explicit choice: with tokens configured, a rating without one is refused."""
+    client = make_client(tokens=tokens)
+    answer = client.post("/feedback", json={"request_id": REQUEST, "rating": -1})
+    assert answer.status_code == 403 and answer.json()["detail"] == "a feedback token is required"
+    assert client.post("/feedback", json={"run_id": RUN, "rating": 1, "token": tokens.issue(RUN)}).status_code == 201
+
+
 def test_optional_tokens_are_checked_when_present(
     make_client: Callable[..., TestClient], tokens: FeedbackTokens
 ) -> None:
-    """Without require_token a rating may come without a token, but a token that is sent must be valid."""
-    client = make_client(tokens=tokens)
+    """With require_token=False a rating may come without a token, but a token that is sent must be valid."""
+    client = make_client(tokens=tokens, require_token=False)
     assert client.post("/feedback", json={"run_id": RUN, "rating": 1}).status_code == 201
     other_runs = {"run_id": RUN, "rating": 1, "token": tokens.issue(OTHER_RUN)}
     assert client.post("/feedback", json=other_runs).status_code == 403
@@ -513,8 +523,8 @@ def test_openapi_documents_the_feedback_route(make_client: Callable[..., TestCli
     """Frontend developers read /openapi.json: POST /feedback is there with its body and its refusals."""
     schema = make_client().get("/openapi.json").json()
     operation = schema["paths"]["/feedback"]["post"]
-    assert {"201", "403", "404", "422"} <= set(operation["responses"])
-    body = schema["components"]["schemas"]["FeedbackIn"]
+    assert {"201", "403", "404", "409", "413", "422", "429"} <= set(operation["responses"])
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert {"run_id", "request_id", "rating", "comment", "token", "feedback_id"} <= set(body["properties"])
     assert body["required"] == ["rating"]
     assert {"/healthz", "/readyz"} <= set(schema["paths"])

@@ -84,6 +84,8 @@ WALK: dict[str, tuple[Any, Callable[[Monitor], Any]]] = {
     "feedback.secret": ("s" * 32, lambda m: m.feedback_tokens is not None),
     "feedback.token_ttl_seconds": (3600.0, lambda m: m.feedback_tokens.ttl.total_seconds()),
     "feedback.window": (64, lambda m: m._recent._capacity),
+    "feedback.max_ratings_per_run": (3, lambda m: m.feedback_recorder.max_ratings_per_run),
+    "feedback.max_body_bytes": (4096, lambda m: m.feedback_recorder.max_body_bytes),
     "prices": (PRICES, lambda m: m.prices),
     "shutdown_timeout_seconds": (1.5, lambda m: m._quality._exit_timeout),
 }

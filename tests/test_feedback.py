@@ -184,7 +184,9 @@ def test_scores_off_the_scale_are_refused_saying_what_is_allowed(
     ("comment", "message"),
     [
         pytest.param("x" * 11, "the comment has 11 characters; at most 10 are allowed", id="too-long"),
-        pytest.param("bad\x00byte", "NUL", id="nul"),
+        pytest.param("bad\x00byte", r"control character \(U\+0000 at position 3\)", id="nul"),
+        pytest.param("a\ud83db", r"lone surrogate \(U\+D83D", id="lone-surrogate"),
+        pytest.param("ring\x07bell", r"control character \(U\+0007", id="control"),
         pytest.param(42, "must be text, got int", id="not-text"),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -425,3 +426,26 @@ def test_a_delivery_error_with_unstorable_text_is_recorded_made_safe(store: Stor
     store.mark_failed(feedback.id, "HTTP 502 \x00 from \ud800 proxy", datetime.now(UTC))
     item = store.outbox_item(feedback.id)
     assert item is not None and (item.attempts, item.last_error) == (1, "HTTP 502 \ufffd from \ufffd proxy")
+
+
+def test_a_changed_rating_is_one_update_item_that_a_stale_send_cannot_mark_sent(store: Store) -> None:
+    """A rating changed twice: one update item, rewritten; confirming the older version it carried while the newer one
+    was written leaves the newer one pending."""
+    first = rating(score=-1.0, rating="negative")
+    store.add_user_feedback(first)
+    store.replace_user_feedback(replace(first, score=1.0, rating="positive", comment=None))
+    claimed = {item.kind: item for item in store.claim_due(10, lease_seconds=30)}
+    change = claimed["user_edit"]
+    assert (change.payload["feedback_id"], change.payload["score"], change.payload["value"]) == (
+        first.id,
+        1.0,
+        "positive",
+    )
+    store.replace_user_feedback(replace(first, score=-1.0, rating="negative", comment="no, wrong after all"))
+    store.mark_delivered([change.id], version=change.created_at)
+    pending = {item.kind: item for item in store.pending_items()}
+    assert pending["user_edit"].payload["comment"] == "no, wrong after all"
+    stored = store.user_feedback_by_id(first.id)
+    assert stored is not None and (stored.score, stored.comment) == (-1.0, "no, wrong after all")
+    store.mark_delivered([pending["user_edit"].id], version=pending["user_edit"].created_at)
+    assert "user_edit" not in {item.kind for item in store.pending_items()}

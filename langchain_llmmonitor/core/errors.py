@@ -13,3 +13,7 @@ class InvalidFeedbackError(ValueError):
 
 class FeedbackConflictError(InvalidFeedbackError):
     """A feedback id already used for a different rating: ids make retries idempotent, they cannot edit a rating."""
+
+
+class FeedbackLimitError(InvalidFeedbackError):
+    """The run already has as many ratings as one run may get (`FeedbackConfig.max_ratings_per_run`)."""

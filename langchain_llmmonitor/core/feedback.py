@@ -7,9 +7,11 @@ second feedback in LangSmith.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from .records import EvaluationRecord, OutboxItem, UserFeedbackRecord
-from .vocabulary import CRITERIA, HALLUCINATION, JUDGE_FEEDBACK, USER_FEEDBACK
+from .text import scrub
+from .vocabulary import CRITERIA, HALLUCINATION, JUDGE_FEEDBACK, USER_FEEDBACK, USER_FEEDBACK_CHANGE
 
 
 def judge_feedback_id(evaluation_id: str, key: str) -> str:
@@ -28,17 +30,24 @@ def judge_feedback_items(record: EvaluationRecord) -> list[OutboxItem]:
         sampling=record.sampling,
         sample_reason=record.sample_reason,
     )
+    comment = _scrubbed(record.reason)
     return [
         _item(
             judge_feedback_id(record.id, key),
             JUDGE_FEEDBACK,
             record,
-            dict(key=key, score=score, value=None, comment=record.reason, source_info=source_info),
+            dict(key=key, score=score, value=None, comment=comment, source_info=source_info),
             source_type="model",
         )
         for key, score in scores.items()
         if score is not None
     ]
+
+
+def _scrubbed(reason: str | None) -> str | None:
+    """A judge's reason may quote the answer: what LangSmith receives is scrubbed, whoever built the record. A user's
+    comment is theirs and is sent as written."""
+    return None if reason is None else scrub(reason)
 
 
 def user_feedback_item(record: UserFeedbackRecord) -> OutboxItem:
@@ -51,6 +60,20 @@ def user_feedback_item(record: UserFeedbackRecord) -> OutboxItem:
         source_info=dict(source=record.source, request_id=record.request_id),
     )
     return _item(record.id, USER_FEEDBACK, record, payload, source_type="api")
+
+
+def user_feedback_change_item(record: UserFeedbackRecord, changed_at: datetime) -> OutboxItem:
+    """A changed rating as an update of its LangSmith feedback. One item per rating, rewritten at each change; its
+    `created_at` is the change's moment, so a forwarder that sent an older version does not mark the newer one sent."""
+    item = user_feedback_item(record)
+    payload = dict(item.payload, feedback_id=record.id)
+    return OutboxItem(
+        id=str(uuid.uuid5(uuid.UUID(record.id), USER_FEEDBACK_CHANGE)),
+        kind=USER_FEEDBACK_CHANGE,
+        created_at=changed_at,
+        payload=payload,
+        next_attempt_at=changed_at,
+    )
 
 
 def _item(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from .text import scrub
 from .vocabulary import CRITERIA
 
 
@@ -15,6 +16,16 @@ class EvaluationInput:
     question: str
     context: tuple[str, ...]
     answer: str
+
+
+def scrubbed(item: EvaluationInput) -> EvaluationInput:
+    """The item without credentials: it goes to a judge (maybe a third-party API) and into the store, and a judge's
+    reason may quote it. Done by the background workers, never on the request path."""
+    return EvaluationInput(
+        question=scrub(item.question),
+        context=tuple(scrub(passage) for passage in item.context),
+        answer=scrub(item.answer),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ USER_RATING_KEY = "user_rating"
 # What an outbox item carries to LangSmith.
 JUDGE_FEEDBACK = "judge"
 USER_FEEDBACK = "user"
+USER_FEEDBACK_CHANGE = "user_edit"  # a rating the user changed: an update of the feedback already sent
 
 UNKNOWN_MODEL = "unknown"
 """The model label when nothing names the model; never priced."""

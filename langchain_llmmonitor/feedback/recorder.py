@@ -24,10 +24,11 @@ from uuid import UUID
 from prometheus_client import CollectorRegistry
 
 from ..config import FeedbackConfig
-from ..core.errors import FeedbackConflictError, InvalidFeedbackError, UnknownRunError
+from ..core.errors import FeedbackConflictError, FeedbackLimitError, InvalidFeedbackError, UnknownRunError
 from ..core.ratings import RatingScale
 from ..core.records import RunRef, UserFeedbackRecord
 from ..core.text import describe_error
+from ..core.untrusted import text_problem
 from ..core.vocabulary import USER_RATING_KEY
 from ..telemetry.logs import default_logger
 from ..telemetry.metrics import metrics_for
@@ -74,6 +75,8 @@ class FeedbackRecorder:
         self.store = store
         self.scale = RatingScale.named(config.scale)
         self.max_comment_chars = config.max_comment_chars
+        self.max_ratings_per_run = config.max_ratings_per_run
+        self.max_body_bytes = config.max_body_bytes  # for the HTTP API in front of this recorder
         self._metrics = metrics_for(registry if registry is not None else CollectorRegistry())
         self.logger = logger if logger is not None else default_logger()  # structlog, also used by the API
         self._resolve = resolve
@@ -90,6 +93,7 @@ class FeedbackRecorder:
         comment: str | None = None,
         source: str = "api",
         feedback_id: str | UUID | None = None,
+        replace_rating: bool = False,
     ) -> UserFeedbackRecord:
         """Store a rating of a run and queue it for LangSmith; returns the stored record.
 
@@ -101,10 +105,13 @@ class FeedbackRecorder:
                 and LangSmith's `source_info`, never a metric label.
             feedback_id: a UUID chosen by the caller to make retries idempotent: a repeat returns the stored record
                 and is neither stored, counted, logged nor hooked again. A new id is drawn when None.
+            replace_rating: a different rating under an existing `feedback_id` replaces it (here and in LangSmith)
+                instead of being refused: a feedback token rates its run once, and the user may change their mind.
 
         Raises:
             InvalidFeedbackError: a bad score, comment, source or feedback id (checked before any lookup).
-            FeedbackConflictError: `feedback_id` was already used for a different rating.
+            FeedbackConflictError: `feedback_id` was already used for a different rating (and not `replace_rating`).
+            FeedbackLimitError: the run already has `max_ratings_per_run` ratings.
             UnknownRunError: neither `resolve` nor the store knows the id.
         """
         value = self.scale.validate(score)
@@ -123,25 +130,48 @@ class FeedbackRecorder:
             source=source,
             id=record_id,
         )
-        stored = self._store_once(record)
-        if stored is record:
-            self._announce(record, ref)
-        return stored
+        earlier = self.store.user_feedback_by_id(record.id)
+        if earlier is None:
+            return self._store_new(record, ref)
+        if _same_rating(earlier, record):
+            self.logger.info("user_feedback_repeated", feedback_id=record.id, run_id=earlier.run_id)
+            return earlier
+        if not replace_rating or earlier.run_id != record.run_id:
+            raise FeedbackConflictError(
+                f"feedback id {record.id} was already used for another rating (run {earlier.run_id}, score "
+                f"{earlier.score:g}); send a new feedback id to rate again"
+            )
+        return self._replace(earlier, record, ref)
 
-    def _store_once(self, record: UserFeedbackRecord) -> UserFeedbackRecord:
-        """`record` if this call stored it; the stored twin if it is a retry; FeedbackConflictError if the id was used
-        for another rating."""
-        self.store.add_user_feedback(record)
-        stored = self.store.user_feedback_by_id(record.id)
-        if stored is None or stored == record:  # None: purged between the two statements (only purging removes one)
+    def _store_new(self, record: UserFeedbackRecord, ref: RunRef) -> UserFeedbackRecord:
+        """Store a first rating under its id (a concurrent twin makes it a retry), within the run's limit."""
+        if self.store.user_feedback_count(record.run_id) >= self.max_ratings_per_run:
+            raise FeedbackLimitError(
+                f"run {record.run_id} already has {self.max_ratings_per_run} ratings, the most one run may get"
+            )
+        if self.store.add_user_feedback(record):
+            self._announce(record, ref)
             return record
-        if _same_rating(stored, record):
-            self.logger.info("user_feedback_repeated", feedback_id=record.id, run_id=stored.run_id)
-            return stored
-        raise FeedbackConflictError(
-            f"feedback id {record.id} was already used for another rating (run {stored.run_id}, score "
-            f"{stored.score:g}); send a new feedback id to rate again"
+        stored = self.store.user_feedback_by_id(record.id)  # a concurrent post with the same id got there first
+        if stored is None or _same_rating(stored, record):  # None: purged since (only purging removes one)
+            return stored or record
+        raise FeedbackConflictError(f"feedback id {record.id} was used for another rating at the same moment")
+
+    def _replace(self, earlier: UserFeedbackRecord, record: UserFeedbackRecord, ref: RunRef) -> UserFeedbackRecord:
+        """The user changed their rating: the stored one and its LangSmith feedback take the new values."""
+        record = replace(record, created_at=earlier.created_at)
+        self.store.replace_user_feedback(record)
+        self.logger.info(
+            "user_feedback_replaced",
+            feedback_id=record.id,
+            run_id=record.run_id,
+            rating=record.rating,
+            previous_rating=earlier.rating,
         )
+        newly_negative = record.score in self.scale.negative and earlier.score not in self.scale.negative
+        if newly_negative:
+            self._call_hook(record, ref)
+        return record
 
     def _announce(self, record: UserFeedbackRecord, ref: RunRef) -> None:
         """Count and log a new rating; a negative one calls the hook."""
@@ -157,19 +187,25 @@ class FeedbackRecorder:
             source=record.source,
             comment_chars=len(record.comment or ""),
         )
-        if self._on_negative is not None and record.score in self.scale.negative:
-            try:
-                self._on_negative(ref)
-            except Exception as error:  # noqa: BLE001 - the rating is stored; a hook must not undo the answer
-                self.logger.error("user_feedback_hook_failed", feedback_id=record.id, error=describe_error(error))
+        if record.score in self.scale.negative:
+            self._call_hook(record, ref)
+
+    def _call_hook(self, record: UserFeedbackRecord, ref: RunRef) -> None:
+        if self._on_negative is None:
+            return
+        try:
+            self._on_negative(ref)
+        except Exception as error:  # noqa: BLE001 - the rating is stored; a hook must not undo the answer
+            self.logger.error("user_feedback_hook_failed", feedback_id=record.id, error=describe_error(error))
 
     def resolve_run(self, run_or_request_id: str | UUID) -> RunRef:
         """The run a run id or request id names: `resolve` first, then the store; UnknownRunError when neither knows."""
         text = str(run_or_request_id).strip()
         if not text:
             raise InvalidFeedbackError("a run id or request id is required")
-        if len(text) > _MAX_ID_CHARS:
-            raise InvalidFeedbackError(f"the id has {len(text)} characters; at most {_MAX_ID_CHARS} are allowed")
+        problem = text_problem("the id", text, max_chars=_MAX_ID_CHARS)
+        if problem is not None:
+            raise InvalidFeedbackError(problem)
         candidates = [text]
         canonical = _canonical_uuid(text)
         if canonical is not None and canonical != text:
@@ -202,18 +238,18 @@ class FeedbackRecorder:
             raise InvalidFeedbackError(f"the comment must be text, got {type(comment).__name__}")
         if not comment.strip():
             return None
-        if len(comment) > self.max_comment_chars:
-            raise InvalidFeedbackError(
-                f"the comment has {len(comment)} characters; at most {self.max_comment_chars} are allowed"
-            )
-        if "\x00" in comment:
-            raise InvalidFeedbackError("the comment contains a NUL character, which is not allowed")
+        problem = text_problem("the comment", comment, max_chars=self.max_comment_chars, multiline=True)
+        if problem is not None:
+            raise InvalidFeedbackError(problem)
         return comment
 
     @staticmethod
     def _check_source(source: Any) -> str:
-        if not isinstance(source, str) or not source.strip() or len(source) > _MAX_SOURCE_CHARS:
+        if not isinstance(source, str) or not source.strip():
             raise InvalidFeedbackError(f"the source must be a non-empty text of at most {_MAX_SOURCE_CHARS} characters")
+        problem = text_problem("the source", source, max_chars=_MAX_SOURCE_CHARS)
+        if problem is not None:
+            raise InvalidFeedbackError(problem)
         return source
 
     # LangSmith presigned URLs -------------------------------------------------------------------------------------

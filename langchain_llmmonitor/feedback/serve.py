@@ -6,6 +6,7 @@ Importable without FastAPI, so the command always exists; running it without the
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -28,8 +29,9 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
         help="serve POST /feedback, /metrics, /healthz and /readyz",
         description=(
             "Serve the feedback API and forward stored feedback to LangSmith (when LANGSMITH_API_KEY or "
-            f"LANGCHAIN_API_KEY is set). Tokens are checked with the secret in ${SECRET_ENV} when it is set. "
-            f"Needs the api extra: {INSTALL_HINT}"
+            f"LANGCHAIN_API_KEY is set). With the secret in ${SECRET_ENV}, every rating needs a valid token for its "
+            "run. Without one, anyone who can reach the server can rate any run: allowed on a loopback address, "
+            f"elsewhere only with --allow-anonymous. Needs the api extra: {INSTALL_HINT}"
         ),
     )
     parser.add_argument(
@@ -44,7 +46,14 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
         "--scale", choices=("thumbs", "five"), default="thumbs", help="rating scale (default %(default)s)"
     )
     parser.add_argument(
-        "--require-token", action="store_true", help=f"refuse ratings without a valid token (secret from ${SECRET_ENV})"
+        "--require-token",
+        action="store_true",
+        help=f"refuse ratings without a valid token (the default when ${SECRET_ENV} is set; an error without it)",
+    )
+    parser.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="accept ratings without a token (with a secret: beside tokened ones; without: on a non-loopback address)",
     )
     parser.add_argument("--no-forward", action="store_true", help="store feedback only; do not send it to LangSmith")
     parser.add_argument(
@@ -69,6 +78,13 @@ def app_from_args(args: argparse.Namespace, environ: Any = None) -> FastAPI:
     secret = environ.get(SECRET_ENV) or None
     if args.require_token and secret is None:
         raise ValueError(f"--require-token needs the token secret in ${SECRET_ENV}")
+    if args.require_token and args.allow_anonymous:
+        raise ValueError("--require-token and --allow-anonymous contradict each other")
+    if secret is None and not args.allow_anonymous and not _loopback(args.host):
+        raise ValueError(
+            f"without ${SECRET_ENV} anyone who reaches {args.host} could rate any run: set the secret (clients then "
+            "need a token per answer), or pass --allow-anonymous to accept that"
+        )
     tokens = FeedbackTokens(secret) if secret is not None else None
     registry = CollectorRegistry()
     store = open_store(args.store, registry=registry)
@@ -82,7 +98,7 @@ def app_from_args(args: argparse.Namespace, environ: Any = None) -> FastAPI:
             recorder=recorder,
             registry=registry,
             tokens=tokens,
-            require_token=args.require_token,
+            require_token=tokens is not None and not args.allow_anonymous,
             forwarder=forwarder,
             store=store,
         )
@@ -109,9 +125,23 @@ def run_cli(args: argparse.Namespace) -> int:
     store = app.state.store
     forwarding = "on" if app.state.forwarder is not None else "off"
     where = store.location
-    print(f"llmmonitor serve: store {where}, scale {args.scale}, LangSmith forwarding {forwarding}", file=sys.stderr)
+    ratings = "a valid token per run required" if app.state.tokens_required else "anonymous ratings accepted"
+    print(
+        f"llmmonitor serve: store {where}, scale {args.scale}, {ratings}, LangSmith forwarding {forwarding}",
+        file=sys.stderr,
+    )
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
         store.close()
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """Only this machine can connect (a name is trusted only as "localhost")."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -124,6 +124,14 @@ class FeedbackTokens:
         return hmac.new(self._key, message, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
+_RATINGS = uuid.UUID("a7c3e1f0-5b2d-4e8a-9c61-0d4f7b3e2a95")
+
+
+def rating_id(token: str) -> str:
+    """The id of the one rating a token makes: posting the token again changes that rating, never adds one."""
+    return str(uuid.uuid5(_RATINGS, token))
+
+
 def _decode(token: Any) -> bytes:
     if not isinstance(token, str) or len(token) != _TOKEN_CHARS:
         raise InvalidFeedbackToken("malformed feedback token")

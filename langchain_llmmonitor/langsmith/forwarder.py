@@ -66,6 +66,7 @@ from prometheus_client import CollectorRegistry
 from ..config import LangSmithConfig
 from ..core.records import OutboxItem, utcnow
 from ..core.text import scrub
+from ..core.vocabulary import USER_FEEDBACK_CHANGE
 from ..telemetry.logs import default_logger
 from ..telemetry.metrics import metrics_for
 from ..workers import Worker
@@ -317,31 +318,40 @@ class Forwarder(Worker[None]):
         payload = item.payload
         _sending.active = True
         try:
-            client.create_feedback(
-                run_id=payload["run_id"],
-                key=payload["key"],
-                score=payload["score"],
-                value=payload["value"],
-                trace_id=payload["trace_id"],
-                comment=payload["comment"],
-                source_info=payload["source_info"],
-                feedback_source_type=payload["feedback_source_type"],
-                feedback_id=item.id,
-                session_id=self._session_id(client, payload.get("project")),
-                stop_after_attempt=1,
-            )
+            if item.kind == USER_FEEDBACK_CHANGE:  # the user changed their rating: update the feedback sent before
+                client.update_feedback(
+                    payload["feedback_id"], score=payload["score"], value=payload["value"], comment=payload["comment"]
+                )
+            else:
+                self._create(client, item)
         except Exception as error:  # noqa: BLE001 - every failure is classified, none escapes
             failure = _classify(error)
             if failure is not None:
                 return failure
         finally:
             _sending.active = False
-        self._store.mark_delivered([item.id])
+        self._store.mark_delivered([item.id], version=item.created_at)
         self._metrics.feedback_delivered(item.kind).inc()
         self._log.debug(
             "feedback_delivered", feedback_id=item.id, kind=item.kind, key=payload["key"], attempts=item.attempts + 1
         )
         return None
+
+    def _create(self, client: Client, item: OutboxItem) -> None:
+        payload = item.payload
+        client.create_feedback(
+            run_id=payload["run_id"],
+            key=payload["key"],
+            score=payload["score"],
+            value=payload["value"],
+            trace_id=payload["trace_id"],
+            comment=payload["comment"],
+            source_info=payload["source_info"],
+            feedback_source_type=payload["feedback_source_type"],
+            feedback_id=item.id,
+            session_id=self._session_id(client, payload.get("project")),
+            stop_after_attempt=1,
+        )
 
     def _record_failure(self, item: OutboxItem, failure: _Failure, pause: float | None = None) -> datetime:
         """Store the failed attempt and count it; returns when the item is due again: when the service-wide `pause`

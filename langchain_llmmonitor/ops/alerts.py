@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -61,6 +61,9 @@ class AlertConfig:
     )
     judge_error_rate: float = _setting(0.25, "chat when the share of failed judge evaluations over 1h exceeds this")
     min_requests: int = _setting(20, "volume guard: LLM calls per model in 5m before error rate and p99 may alert")
+    min_slo_requests: int = _setting(
+        50, "volume guard: LLM calls per job in a fast-burn page's long window (1h, 6h) before an SLO burn may page"
+    )
     min_judged_samples: int = _setting(
         20, "volume guard: judged samples (or judge evaluations) in 1h before quality ratios may alert"
     )
@@ -91,7 +94,7 @@ class AlertConfig:
 
 
 _FRACTIONS = ("error_rate", "hallucination_rate", "judge_error_rate", "slo_target", "latency_slo_target")
-_GUARDS = ("min_requests", "min_judged_samples", "min_tokens_per_hour")
+_GUARDS = ("min_requests", "min_slo_requests", "min_judged_samples", "min_tokens_per_hour")
 
 
 def _problems(config: AlertConfig) -> list[str]:
@@ -186,10 +189,17 @@ def _alert(
     }
 
 
-def _burn_condition(ratio_rule: str, budget: float, burns: tuple[tuple[str, str, float], ...]) -> str:
-    """Multi-window burn rate: the long window (significant) and short one (still burning) both exceed the factor."""
+def _burn_condition(
+    ratio_rule: str, budget: float, burns: tuple[tuple[str, str, float], ...], *, volume_rule: str = "", guard: int = 0
+) -> str:
+    """Multi-window burn rate: the long window (significant) and short one (still burning) both exceed the factor.
+
+    With a `volume_rule`, each pair also needs `guard` calls in its long window, so a few calls cannot page.
+    """
     return "\nor\n".join(
-        f"({ratio_rule}{long} > {_number(factor * budget)} and {ratio_rule}{short} > {_number(factor * budget)})"
+        f"({ratio_rule}{long} > {_number(factor * budget)} and {ratio_rule}{short} > {_number(factor * budget)}"
+        + (f" and on (job) {volume_rule}{long} >= {guard}" if volume_rule else "")
+        + ")"
         for long, short, factor in burns
     )
 
@@ -273,7 +283,8 @@ def _slo_group(config: AlertConfig) -> dict[str, Any]:
 
 
 def _slo_ratio_records(config: AlertConfig) -> list[dict[str, Any]]:
-    """Bad-call ratios per job for every window a burn alert reads, so the alerts compare precomputed series."""
+    """Bad-call ratios per job for every window a burn alert reads, so the alerts compare precomputed series, then
+    call counts per job over the pages' long windows, which their volume guard reads."""
     fast_bucket = f"llm_request_duration_seconds_bucket{{{le_matcher(config.latency_slo_seconds)}}}"
     rules: list[dict[str, Any]] = []
     for window in _slo_windows(config):
@@ -290,55 +301,83 @@ def _slo_ratio_records(config: AlertConfig) -> list[dict[str, Any]]:
                 f"/ sum by (job) (rate(llm_request_duration_seconds_count[{window}]))",
             )
         )
+    for window in sorted({long for long, _, _ in PAGE_BURNS}, key=_seconds):
+        rules.append(
+            _record(f"job:llm_requests:increase{window}", f"sum by (job) (increase({_COMPLETED_REQUESTS}[{window}]))")
+        )
+        rules.append(
+            _record(
+                f"job:llm_request_duration_seconds_count:increase{window}",
+                f"sum by (job) (increase(llm_request_duration_seconds_count[{window}]))",
+            )
+        )
     return rules
 
 
-def _slos(config: AlertConfig) -> tuple[tuple[str, str, str, float, str, str, str], ...]:
-    """(kind, family, ratio rule, target, what a bad call did, per-model rule, sibling alert) of each SLO."""
+class _Slo(NamedTuple):
+    """What the burn-rate alerts of one SLO read and say."""
+
+    kind: str
+    family: str
+    ratio_rule: str  # bad-call ratio per job, the window appended
+    volume_rule: str  # calls per job, the window appended: what the pages' volume guard counts
+    target: float
+    bad: str  # what a bad call did
+    per_model_rule: str
+    sibling_alert: str
+
+
+def _slos(config: AlertConfig) -> tuple[_Slo, ...]:
     return (
-        (
-            "Error",
-            "errors",
-            "job:llm_requests:error_ratio_rate",
-            config.slo_target,
-            "failed",
-            "model:llm_requests:error_ratio_rate5m",
-            "LLMErrorRateHigh",
+        _Slo(
+            kind="Error",
+            family="errors",
+            ratio_rule="job:llm_requests:error_ratio_rate",
+            volume_rule="job:llm_requests:increase",
+            target=config.slo_target,
+            bad="failed",
+            per_model_rule="model:llm_requests:error_ratio_rate5m",
+            sibling_alert="LLMErrorRateHigh",
         ),
-        (
-            "Latency",
-            "latency",
-            "job:llm_request_duration_seconds:slow_ratio_rate",
-            config.latency_slo_target,
-            f"took longer than {config.latency_slo_seconds:g}s",
-            "model:llm_request_duration_seconds:p99_rate5m",
-            "LLMLatencyP99High",
+        _Slo(
+            kind="Latency",
+            family="latency",
+            ratio_rule="job:llm_request_duration_seconds:slow_ratio_rate",
+            volume_rule="job:llm_request_duration_seconds_count:increase",
+            target=config.latency_slo_target,
+            bad=f"took longer than {config.latency_slo_seconds:g}s",
+            per_model_rule="model:llm_request_duration_seconds:p99_rate5m",
+            sibling_alert="LLMLatencyP99High",
         ),
     )
 
 
 def _slo_burn_alerts(config: AlertConfig) -> list[dict[str, Any]]:
-    """Fast-burn pages (and slow-burn tickets) for each SLO, sharing one runbook that points at the per-model alert."""
+    """Fast-burn pages (and slow-burn tickets) for each SLO, sharing one runbook that points at the per-model alert.
+
+    Pages also need `min_slo_requests` calls in the long window: in a quiet hour one failure is a 14.4x burn.
+    """
     rules: list[dict[str, Any]] = []
-    for kind, family, ratio_rule, target, bad, per_model_rule, sibling_alert in _slos(config):
-        budget = 1 - target
-        slo = f"SLO {_percent(target)} over 30 days, error budget {_percent(budget)}"
+    guard = config.min_slo_requests
+    for slo in _slos(config):
+        budget = 1 - slo.target
+        terms = f"SLO {_percent(slo.target)} over 30 days, error budget {_percent(budget)}"
         runbook = (
-            f"1. Find the model: {per_model_rule} in Prometheus, or the dashboard's {family} panels. "
-            f"2. Follow the runbook of {sibling_alert}. "
+            f"1. Find the model: {slo.per_model_rule} in Prometheus, or the dashboard's {slo.family} panels. "
+            f"2. Follow the runbook of {slo.sibling_alert}. "
             "3. While the budget burns, hold risky deploys (prompt, model, retrieval changes)."
         )
         rules.append(
             _alert(
-                f"LLM{kind}BudgetFastBurn",
-                _burn_condition(ratio_rule, budget, PAGE_BURNS),
+                f"LLM{slo.kind}BudgetFastBurn",
+                _burn_condition(slo.ratio_rule, budget, PAGE_BURNS, volume_rule=slo.volume_rule, guard=guard),
                 for_="2m",
                 route="page",
-                family=family,
-                summary=f"LLM {family} SLO budget burning fast ({{{{ $labels.job }}}})",
+                family=slo.family,
+                summary=f"LLM {slo.family} SLO budget burning fast ({{{{ $labels.job }}}})",
                 description=(
-                    f"{{{{ $value | humanizePercentage }}}} of LLM calls {bad} over the last 1h or 6h ({slo}): "
-                    f"at 14.4x "
+                    f"{{{{ $value | humanizePercentage }}}} of LLM calls {slo.bad} over the last 1h or 6h ({terms}, "
+                    f"at least {guard} calls in the window): at 14.4x "
                     "the 30-day budget lasts about 2 days, at 6x about 5 days."
                 ),
                 runbook=runbook,
@@ -347,15 +386,15 @@ def _slo_burn_alerts(config: AlertConfig) -> list[dict[str, Any]]:
         if config.slo_ticket_alerts:
             rules.append(
                 _alert(
-                    f"LLM{kind}BudgetSlowBurn",
-                    _burn_condition(ratio_rule, budget, TICKET_BURNS),
+                    f"LLM{slo.kind}BudgetSlowBurn",
+                    _burn_condition(slo.ratio_rule, budget, TICKET_BURNS),
                     for_="15m",
                     route="ticket",
-                    family=family,
-                    summary=f"LLM {family} SLO budget burning steadily ({{{{ $labels.job }}}})",
+                    family=slo.family,
+                    summary=f"LLM {slo.family} SLO budget burning steadily ({{{{ $labels.job }}}})",
                     description=(
-                        f"{{{{ $value | humanizePercentage }}}} of LLM calls {bad} over the last 1d or 3d ({slo}): "
-                        "the budget runs out before the 30-day window ends."
+                        f"{{{{ $value | humanizePercentage }}}} of LLM calls {slo.bad} over the last 1d or 3d "
+                        f"({terms}): the budget runs out before the 30-day window ends."
                     ),
                     runbook=runbook,
                 )

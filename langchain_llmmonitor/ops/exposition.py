@@ -61,9 +61,21 @@ def serve_metrics(source: Any = None, *, port: int = 9464, addr: str = "127.0.0.
     return MetricsServer(url=f"http://{host}:{bound_port}/metrics", port=bound_port, _server=server, _thread=thread)
 
 
-def metrics_app(source: Any = None) -> Any:
-    """An ASGI app answering Prometheus scrapes, to mount in FastAPI/Starlette: `app.mount("/metrics", metrics_app(m))`."""
-    return make_asgi_app(exposition_registry(source))
+class MetricsApp:
+    """An ASGI app answering Prometheus scrapes. Add it as a route, `app.add_route("/metrics", metrics_app(m))`, which
+    answers `/metrics` itself: mounted (`app.mount("/metrics", ...)`) Starlette answers `/metrics` with a redirect to
+    `/metrics/`. A class, not a function, so that Starlette hands it the raw ASGI call rather than a Request."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._app = make_asgi_app(registry)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)
+
+
+def metrics_app(source: Any = None) -> MetricsApp:
+    """The ASGI app for `/metrics` (see `MetricsApp`): `app.add_route("/metrics", metrics_app(monitor))`."""
+    return MetricsApp(exposition_registry(source))
 
 
 def mark_worker_dead(pid: int) -> None:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..config import JudgeConfig
-from ..core.judging import EvaluationInput, Judge, JudgeError, JudgeUsage, Verdict
+from ..core.judging import EvaluationInput, Judge, JudgeError, JudgeUsage, Verdict, scrubbed
 from ..core.records import EvaluationJob, EvaluationRecord, utcnow
 from ..core.text import clip, describe_error
 from ..core.vocabulary import CACHED, CRITERIA, ERROR, SUCCESS
@@ -248,6 +248,7 @@ class QualityPipeline(Worker[EvaluationJob]):
 
     def _evaluate(self, job: EvaluationJob) -> None:
         """Judge one job and record the outcome; nothing here may escape and kill the worker."""
+        job = replace(job, item=scrubbed(job.item))
         started = self._clock()
         key = self._cache.key(self._judge, self._judge_name, job.item)
         cached = self._cache.get(key)

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from ..core.feedback import judge_feedback_items, user_feedback_item
+from ..core.feedback import judge_feedback_items, user_feedback_change_item, user_feedback_item
 from ..core.judging import EvaluationInput
 from ..core.records import (
     EvaluationJob,
@@ -45,7 +45,7 @@ from ..core.records import (
     evaluation_id,
     utcnow,
 )
-from ..core.text import storable
+from ..core.text import scrub, storable
 from ..core.vocabulary import FEEDBACK_REASON, FORCED, SUCCESS
 from ..telemetry.metrics import StoreGauges
 from .schema import (
@@ -230,15 +230,17 @@ class Store:
                 self._insert_ignoring_duplicates(connection, outbox_table, outbox_rows)
             self._close_jobs(connection, [record.id], JUDGED)
 
-    def add_user_feedback(self, record: UserFeedbackRecord) -> None:
-        """Store a user's rating and its LangSmith feedback in one transaction; idempotent by `record.id`."""
+    def add_user_feedback(self, record: UserFeedbackRecord) -> bool:
+        """Store a user's rating and its LangSmith feedback in one transaction; idempotent by `record.id`. False when a
+        rating with this id was already stored (nothing was written)."""
         record = replace(
             record, id=_uuid_text(record.id, "feedback id"), run_id=str(record.run_id), trace_id=str(record.trace_id)
         )
         with self.engine.begin() as connection:
-            self._insert_ignoring_duplicates(connection, user_feedback_table, [asdict(record)])
-            if self.outbox:
+            inserted = self._insert_ignoring_duplicates(connection, user_feedback_table, [asdict(record)]) == 1
+            if inserted and self.outbox:
                 self._insert_ignoring_duplicates(connection, outbox_table, [asdict(user_feedback_item(record))])
+        return inserted
 
     # Lookups --------------------------------------------------------------------------------------------------------
 
@@ -259,6 +261,34 @@ class Store:
                     .first()
                 )
         return None if row is None else _from_row(InvocationRecord, row)
+
+    def user_feedback_count(self, run_id: str) -> int:
+        """How many ratings the run has."""
+        table = user_feedback_table
+        with self.engine.connect() as connection:
+            query = select(func.count()).select_from(table).where(table.c.run_id == str(run_id))
+            return connection.execute(query).scalar_one()
+
+    def replace_user_feedback(self, record: UserFeedbackRecord) -> None:
+        """A user changed their rating (same id): store the new values and queue the update of its LangSmith feedback
+        (one outbox item per rating, rewritten and due again at each change), in one transaction."""
+        table = user_feedback_table
+        changed = dict(score=record.score, rating=record.rating, comment=record.comment, source=record.source)
+        values = storable_rows(table, [changed])[0]
+        with self.engine.begin() as connection:
+            connection.execute(update(table).where(table.c.id == record.id).values(**values))
+            if self.outbox:
+                self._upsert_outbox(connection, user_feedback_change_item(record, utcnow()))
+
+    def _upsert_outbox(self, connection: Connection, item: OutboxItem) -> None:
+        table = outbox_table
+        insert = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+        row = storable_rows(table, [asdict(item)])[0]
+        fresh = dict(delivered_at=None, dead_at=None, lease_until=None, last_error=None, attempts=0)
+        changed = {name: insert.excluded[name] for name in ("created_at", "payload", "next_attempt_at")}
+        connection.execute(
+            insert.values(row).on_conflict_do_update(index_elements=[table.c.id], set_={**changed, **fresh})
+        )
 
     def user_feedback_by_id(self, feedback_id: str) -> UserFeedbackRecord | None:
         """The rating stored under this id (the first one written, when two raced)."""
@@ -461,9 +491,17 @@ class Store:
         with self.engine.begin() as connection:
             return list(connection.execute(claim).mappings().all())
 
-    def mark_delivered(self, ids: Sequence[str]) -> None:
-        """LangSmith confirmed these items."""
-        self._update_undone(ids, attempts=outbox_table.c.attempts + 1, delivered_at=utcnow(), lease_until=None)
+    def mark_delivered(self, ids: Sequence[str], *, version: datetime | None = None) -> None:
+        """LangSmith confirmed these items; with `version` (the sent item's `created_at`), only if the item was not
+        rewritten meanwhile (a changed rating sent while an older version was in flight)."""
+        table = outbox_table
+        values = dict(attempts=table.c.attempts + 1, delivered_at=utcnow(), lease_until=None)
+        if version is None:
+            self._update_undone(ids, **values)
+            return
+        with self.engine.begin() as connection:
+            same = and_(table.c.id.in_(list(ids)), undone, table.c.created_at == version)
+            connection.execute(update(table).where(same).values(**values))
 
     def mark_failed(self, id: str, error: str, retry_at: datetime) -> None:
         """A delivery attempt failed; try again at `retry_at`."""
@@ -472,7 +510,7 @@ class Store:
             attempts=outbox_table.c.attempts + 1,
             next_attempt_at=retry_at,
             lease_until=None,
-            last_error=storable(error, _MAX_ERROR_CHARS),
+            last_error=storable(scrub(error), _MAX_ERROR_CHARS),  # any caller's text may quote a key
         )
 
     def mark_dead(self, id: str, error: str) -> None:
@@ -482,7 +520,7 @@ class Store:
             attempts=outbox_table.c.attempts + 1,
             dead_at=utcnow(),
             lease_until=None,
-            last_error=storable(error, _MAX_ERROR_CHARS),
+            last_error=storable(scrub(error), _MAX_ERROR_CHARS),  # any caller's text may quote a key
         )
 
     def release(self, ids: Sequence[str], retry_at: datetime) -> None:

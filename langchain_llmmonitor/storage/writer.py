@@ -16,9 +16,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..config import StoreConfig
+from ..core.judging import scrubbed
 from ..core.records import EvaluationJob, InvocationRecord
 from ..core.text import describe_error
 from ..telemetry.logs import default_logger
@@ -117,7 +119,8 @@ class StoreWriter(Worker[StoreWrite]):
         """One transaction for the batch; when a row makes it fail, halves until that row alone is lost."""
         try:
             invocations = [item for item in batch if isinstance(item, InvocationRecord)]
-            self._store.add_invocations(invocations, [item for item in batch if isinstance(item, EvaluationJob)])
+            jobs = [replace(item, item=scrubbed(item.item)) for item in batch if isinstance(item, EvaluationJob)]
+            self._store.add_invocations(invocations, jobs)
         except Exception as error:
             if is_outage(error):
                 raise
