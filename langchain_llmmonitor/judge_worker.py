@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from .config import JudgeConfig, LangSmithConfig
 from .core.judging import Judge
+from .core.text import scrub
 from .quality import QualityPipeline
 from .quality.judges import OfflineJudge, default_judge
 from .telemetry.logs import default_logger
@@ -123,14 +124,20 @@ def run_cli(args: argparse.Namespace) -> int:
     """Run a worker until SIGTERM/SIGINT (or idle); 2 on a configuration error, reported on stderr."""
     from langsmith.utils import get_env_var
 
-    from .storage import open_store
+    from .storage import INSTALL_HINT, open_store
+
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:
+        print(f"llmmonitor worker: error: a store needs SQLAlchemy: {INSTALL_HINT}", file=sys.stderr)
+        return 2
 
     try:
         judge = load_judge(args.judge)
         config = JudgeConfig(workers=args.threads)
         store = open_store(args.store)
-    except (ValueError, ImportError, OSError, AttributeError) as error:
-        print(f"llmmonitor worker: error: {error}", file=sys.stderr)
+    except (ValueError, ImportError, OSError, AttributeError, SQLAlchemyError) as error:
+        print(f"llmmonitor worker: error: {scrub(str(error))}", file=sys.stderr)  # a store URL may hold a password
         return 2
     forward = not args.no_forward and bool(get_env_var("API_KEY", default=None))
     store.outbox = forward or args.outbox

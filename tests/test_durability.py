@@ -377,3 +377,11 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout} s")
         time.sleep(0.05)
+
+
+def test_worker_errors_never_print_the_store_password(tmp_path: Path) -> None:
+    """A store URL that cannot be opened is reported without its password."""
+    worker = _worker("postgresql+psycopg://app:s3cr3t-pw@127.0.0.1:1/db", "--judge", "offline")
+    assert worker.wait(60) == 2
+    error = worker.stderr.read()  # type: ignore[union-attr]
+    assert error.startswith("llmmonitor worker: error:") and "s3cr3t-pw" not in error

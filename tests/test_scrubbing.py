@@ -17,7 +17,7 @@ import time
 import timeit
 import uuid
 from contextlib import closing
-from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,13 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 import langchain_llmmonitor
 from langchain_llmmonitor import CaptureConfig, Monitor, MonitorConfig, Redactor, SamplingConfig
-from langchain_llmmonitor.core.feedback import judge_feedback_items, user_feedback_item
+from langchain_llmmonitor.core.feedback import judge_feedback_items
 from langchain_llmmonitor.core.judging import EvaluationInput, Scores, Verdict
-from langchain_llmmonitor.core.records import EvaluationRecord, UserFeedbackRecord, utcnow
+from langchain_llmmonitor.core.records import EvaluationRecord, InvocationRecord, utcnow
 from langchain_llmmonitor.core.redaction import (
     CARDS,
     EMAILS,
@@ -42,6 +42,7 @@ from langchain_llmmonitor.core.redaction import (
     redact_phones,
 )
 from langchain_llmmonitor.core.text import REDACTED, clip, describe_error, scrub
+from langchain_llmmonitor.feedback import FeedbackRecorder
 from langchain_llmmonitor.quality.judges.offline import OfflineJudge
 from langchain_llmmonitor.storage.store import Store
 
@@ -615,14 +616,30 @@ def test_outbox_errors_are_scrubbed_whoever_reports_them(tmp_path: Path) -> None
     ]
 
 
-def test_judge_comments_are_scrubbed_but_user_comments_are_sent_as_written() -> None:
-    """A judge's reason is the library's text and is scrubbed; a user's comment is theirs and is left as it is."""
+def test_judge_and_user_comments_are_scrubbed_before_they_are_stored_or_sent(tmp_path: Path) -> None:
+    """A judge's reason and a user's comment may both quote a credential: neither is stored or sent with it; the
+    rest of the user's words stay."""
     items = judge_feedback_items(evaluation(f"the answer leaks {STRIPE_KEY}"))
     assert {item.payload["comment"] for item in items} == {"the answer leaks [REDACTED]"}
-    comment = "my password=hunter22 was shown to me, please remove"
-    rating = UserFeedbackRecord(run_id=str(uuid.uuid4()), trace_id=str(uuid.uuid4()), score=0.0, rating="negative")
-    assert user_feedback_item(rating).payload["comment"] is None
-    assert user_feedback_item(replace(rating, comment=comment)).payload["comment"] == comment
+    store = Store(tmp_path / "m.db")
+    run_id = str(uuid.uuid4())
+    store.add_invocations(
+        [
+            InvocationRecord(
+                run_id=run_id,
+                trace_id=run_id,
+                name="rag",
+                status="success",
+                started_at=datetime.now(UTC),
+                latency_s=1.0,
+            )
+        ]
+    )
+    recorder = FeedbackRecorder(store, registry=CollectorRegistry())
+    stored = recorder.record(run_id, score=-1, comment="my password=hunter22 was shown to me, please remove")
+    assert stored.comment == "my password=[REDACTED] was shown to me, please remove"
+    assert [item.payload["comment"] for item in store.pending_items()] == [stored.comment]
+    store.close()
 
 
 # Personal data: opt-in redactors for CaptureConfig(redact=...) ------------------------------------------------------

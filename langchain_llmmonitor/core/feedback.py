@@ -45,8 +45,8 @@ def judge_feedback_items(record: EvaluationRecord) -> list[OutboxItem]:
 
 
 def _scrubbed(reason: str | None) -> str | None:
-    """A judge's reason may quote the answer: what LangSmith receives is scrubbed, whoever built the record. A user's
-    comment is theirs and is sent as written."""
+    """A judge's reason may quote the answer: what LangSmith receives is scrubbed, whoever built the record (a user's
+    comment was scrubbed when the rating was recorded)."""
     return None if reason is None else scrub(reason)
 
 

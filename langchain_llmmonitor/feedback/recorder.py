@@ -27,7 +27,7 @@ from ..config import FeedbackConfig
 from ..core.errors import FeedbackConflictError, FeedbackLimitError, InvalidFeedbackError, UnknownRunError
 from ..core.ratings import RatingScale
 from ..core.records import RunRef, UserFeedbackRecord
-from ..core.text import describe_error
+from ..core.text import describe_error, scrub
 from ..core.untrusted import text_problem
 from ..core.vocabulary import USER_RATING_KEY
 from ..telemetry.logs import default_logger
@@ -241,7 +241,7 @@ class FeedbackRecorder:
         problem = text_problem("the comment", comment, max_chars=self.max_comment_chars, multiline=True)
         if problem is not None:
             raise InvalidFeedbackError(problem)
-        return comment
+        return scrub(comment)  # a user may paste a key: it is neither stored nor sent to LangSmith
 
     @staticmethod
     def _check_source(source: Any) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
+from ..core.text import scrub
 from .api import INSTALL_HINT, _fastapi, create_app
 from .tokens import FeedbackTokens
 
@@ -120,7 +121,7 @@ def run_cli(args: argparse.Namespace) -> int:
     try:
         app = app_from_args(args)
     except (ValueError, OSError, SQLAlchemyError) as error:
-        print(f"llmmonitor serve: error: {error}", file=sys.stderr)
+        print(f"llmmonitor serve: error: {scrub(str(error))}", file=sys.stderr)  # a store URL may hold a password
         return 2
     store = app.state.store
     forwarding = "on" if app.state.forwarder is not None else "off"
