@@ -3,11 +3,16 @@
 Each row gives two items with the same question and context: the right answer (label 0) and the hallucinated one
 (label 1). The judge was tuned on `split == "dev"`; `test` is the held-out estimate.
 
-    python benchmarks/offline_judge_auroc.py [--data PATH]
+    python benchmarks/offline_judge_auroc.py [--data PATH] [--hard PATH]
 
 Two baselines put the AUROC in context: HaluEval's right answers are short spans copied from the context while its
 hallucinated answers are often full sentences, so answer length alone ranks well. The "restated" line wraps each right
 answer in the question's own wording, a faithful but long answer, and reports how often the judge flags it.
+
+The hard set (`benchmarks/data/offline_judge_hard.jsonl`, written for this project) holds the shapes HaluEval rarely
+has: numbers of the context bound to the wrong thing, yes/no answers that flip the context's negation, and a correct
+sentence plus one invented clause; each context has a faithful (0) and a hallucinated (1) answer. Its baseline is word
+overlap: the share of the answer's content words absent from the context.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from langchain_llmmonitor.core.judging import EvaluationInput
-from langchain_llmmonitor.quality.judges.offline import OfflineJudge
+from langchain_llmmonitor.quality.judges.offline import OfflineJudge, _is_content, _normalise, _tokens
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT / "benchmarks" / "data" / "halueval_qa.jsonl"  # HaluEval QA (MIT, see HALUEVAL_LICENSE)
+HARD_DATA = REPO_ROOT / "benchmarks" / "data" / "offline_judge_hard.jsonl"
 SPLITS = ("dev", "test")
+SHAPES = ("numbers", "polarity", "clause")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +125,52 @@ def report_split(judge: OfflineJudge, rows: Sequence[dict], split: str) -> Split
     )
 
 
+def hard_items(rows: Sequence[dict]) -> tuple[list[EvaluationInput], list[int]]:
+    """The hard set's rows, one answer each, as judge inputs and labels."""
+    items = [
+        EvaluationInput(question=row["question"], context=(row["knowledge"],), answer=row["answer"]) for row in rows
+    ]
+    return items, [row["label"] for row in rows]
+
+
+def word_overlap_score(item: EvaluationInput) -> float:
+    """The baseline: share of the answer's content words (the judge's tokens and stopwords) absent from the context."""
+    context = {_normalise(token) for passage in item.context for token in _tokens(passage)}
+    words = [word for word in map(_normalise, _tokens(item.answer)) if _is_content(word)]
+    return sum(word not in context for word in words) / len(words) if words else 0.0
+
+
+def hard_auroc(judge: OfflineJudge, rows: Sequence[dict], *, key: str = "", value: str = "") -> tuple[float, float]:
+    """Judge and word-overlap AUROC on the hard set's rows where `key == value` (all rows when no key)."""
+    items, labels = hard_items([row for row in rows if not key or row[key] == value])
+    judged = auroc([judge.hallucination_score(item) for item in items], labels)
+    return judged, auroc([word_overlap_score(item) for item in items], labels)
+
+
+def report_hard(judge: OfflineJudge, rows: Sequence[dict]) -> None:
+    items, labels = hard_items(rows)
+    flags = [judge.evaluate(item).scores.hallucination for item in items]
+    accuracy = sum(flag == bool(label) for flag, label in zip(flags, labels, strict=True)) / len(items)
+    judged, overlap = hard_auroc(judge, rows)
+    print(
+        f"hard  n={len(items)}  AUROC {judged:.3f}  accuracy {accuracy:.3f}  word-overlap baseline AUROC {overlap:.3f}"
+    )
+    for key, values in (("split", SPLITS), ("shape", SHAPES)):
+        for value in values:
+            judged, overlap = hard_auroc(judge, rows, key=key, value=value)
+            count = sum(row[key] == value for row in rows)
+            print(f"      {key} {value:<8} n={count:<3} AUROC {judged:.3f}  word overlap {overlap:.3f}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"HaluEval QA jsonl (default: {DEFAULT_DATA})")
+    parser.add_argument("--hard", type=Path, default=HARD_DATA, help=f"hard set jsonl (default: {HARD_DATA})")
     args = parser.parse_args(argv)
     if not args.data.is_file():
         parser.error(f"no data file at {args.data}; pass --data PATH")
+    if not args.hard.is_file():
+        parser.error(f"no hard set at {args.hard}; pass --hard PATH")
 
     rows = load_rows(args.data)
     judge = OfflineJudge()
@@ -142,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"      baselines: answer-length AUROC {r.length_auroc:.3f}; restated right answers flagged "
             f"{r.restated_flagged:.1%}"
         )
+    print(f"hard  {args.hard}")
+    report_hard(judge, load_rows(args.hard))
     return 0
 
 

@@ -248,7 +248,11 @@ def test_offline_scores_reach_metrics_and_store(
 
     [record] = stored(store)
     assert (record.run_id, record.request_id, record.project) == (run_id(7), "req-7", "shop")
-    assert (record.judge, record.judge_model, record.prompt_version) == ("offline", "lexical-grounding-v1", "1")
+    assert (record.judge, record.judge_model, record.prompt_version) == (
+        "offline",
+        "lexical-grounding-v1",
+        OfflineJudge.prompt_version,
+    )
     assert (record.status, record.sampling, record.error_type) == ("success", sampling, None)
     assert record.faithfulness == faithfulness and record.hallucination == (hallucination == "yes")
     assert (record.question, record.answer) == (item.question, item.answer)

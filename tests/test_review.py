@@ -397,8 +397,22 @@ def with_untrusted_text(review: Review, text: str) -> Review:
     worst = replace(review.worst_samples[0], question=text, answer=text, reason=text, run_id=text, url="javascript:x")
     feedback = review.user_feedback
     comment = replace(feedback.comments[0], comment=text, url="javascript:alert(1)")
+    agreement = review.agreement
+    disagreeing = [
+        replace(d, comment=text, reason=text, question=text, answer=text, rating=text, request_id=text, url="data:x")
+        for d in (*agreement.judge_only[:1], *agreement.user_only[:1])
+    ]
+    assert disagreeing, "the degraded week must have disagreeing runs"
+    agreement = replace(
+        agreement,
+        reading=text,
+        hint=text,
+        judge_only=tuple(d for d in disagreeing if d.kind == "judge_only") + agreement.judge_only[1:],
+        user_only=tuple(d for d in disagreeing if d.kind == "user_only") + agreement.user_only[1:],
+    )
     return replace(
         review,
+        agreement=agreement,
         highlights=(text, *review.highlights),
         judge_changes=(JudgeChange(review.window_start, text, text),),
         forced=replace(review.forced, by_reason={text: 1, **review.forced.by_reason}),

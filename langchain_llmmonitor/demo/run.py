@@ -256,7 +256,9 @@ def _review_of_simulated_history(options: DemoOptions, echo: Any) -> Any:
     finally:
         store.close()
     echo(f"Weekly review: {review.status.upper()}")
-    for line in review.highlights[:4]:
+    shown = list(review.highlights[:4])
+    shown += [line for line in review.highlights[4:] if line.startswith(review.agreement.reading)]  # judge vs users
+    for line in shown:
         echo(f"  - {line}")
     echo(f"Report: {paths.html} (and {paths.markdown.name})")
     return {"review": review, "paths": paths, "history": history}

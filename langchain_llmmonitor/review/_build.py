@@ -12,6 +12,9 @@ Choices, and why:
 * User ratings are described (rate and 95% Wilson interval, this period and baseline), not tested: raters are
   self-selected and volumes small, so a verdict would mostly say "not enough samples" and cost the quality verdicts
   power if it shared their alpha.
+* Judge-human agreement (`_agreement`): on runs both judged and rated, how often the judge's flag (hallucination or
+  faithfulness <= 2) matches the user's thumbs-down, this period against the baseline; descriptive too, so a reader can
+  tell a drifting app (judge and users agree it got worse) from a drifting judge (they stop agreeing).
 * Worst samples: the period's evaluations (random and forced) ranked by the mean of their 1-5 scores, a
   hallucination counting one point off.
 * Usage (traffic, errors, tokens, cost, latency percentiles) comes from the local store's invocations only; LangSmith
@@ -34,6 +37,7 @@ from ..core.feedback import judge_feedback_id
 from ..core.records import EvaluationRecord, UserFeedbackRecord, utcnow
 from ..core.vocabulary import SCORE_KEYS
 from ..storage.store import Store
+from ._agreement import judge_human_agreement
 from ._drift import DEFAULT_MIN_SAMPLES, DriftAssessment, JudgeChange, Sample, _mean_and_interval, assess, daily_trend
 from ._model import (
     CRITERIA,
@@ -107,6 +111,15 @@ def build_review(
     )
     in_window = [j for j in judged if window_start <= j.at < until]
     feedback = _user_feedback(ratings, window_start, display_start, until, linker)
+    agreement = judge_human_agreement(
+        judged,
+        ratings,
+        window_start=window_start,
+        display_start=display_start,
+        until=until,
+        criteria=criteria,
+        linker=linker,
+    )
     worst_samples = _worst(in_window, worst, linker)
     review = Review(
         generated_at=utcnow(),
@@ -122,6 +135,7 @@ def build_review(
         judge_changes=_judge_changes(criteria),
         forced=_forced(in_window, criteria),
         user_feedback=feedback,
+        agreement=agreement,
         worst_samples=worst_samples,
         usage=local.usage,
         sources=_sources(local, display_start, project, remote, linker),
@@ -507,6 +521,7 @@ def _highlights(review: Review) -> list[str]:
             f"{review.alpha:g} across all {len(review.criteria)} verdicts)."
         )
     lines.append(_feedback_line(review.user_feedback, word))
+    lines.append(" ".join(filter(None, (review.agreement.reading, review.agreement.hint))))
     if review.forced.n:
         reasons = ", ".join(f"{reason}: {count}" for reason, count in review.forced.by_reason.items())
         faithfulness = review.forced.mean_scores.get("faithfulness")

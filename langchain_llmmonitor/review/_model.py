@@ -116,6 +116,78 @@ class UserFeedbackSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class AgreementCounts:
+    """Runs judged and rated in [start, end): judge flag against user thumbs-down as a 2x2 table, and its rates.
+
+    `agreement` (with its 95% Wilson interval) is the share where the judge flags exactly the runs users rated down;
+    `flagged_of_negative` and `passed_of_positive` are that share within each rating, which the over-representation
+    of thumbs-down runs (each one gets a forced evaluation) does not move. `kappa` is Cohen's kappa.
+    """
+
+    start: datetime
+    end: datetime
+    n: int
+    both_bad: int
+    judge_only: int
+    user_only: int
+    both_fine: int
+    forced: int
+    agreement: float | None
+    ci_low: float | None
+    ci_high: float | None
+    kappa: float | None
+    flagged_of_negative: float | None
+    passed_of_positive: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    """A run of this period where the judge and its user disagree: "judge_only" flags, "user_only" thumbs-down."""
+
+    kind: Literal["judge_only", "user_only"]
+    at: datetime
+    run_id: str
+    trace_id: str
+    request_id: str | None
+    rating: str
+    comment: str | None
+    faithfulness: float | None
+    hallucination: bool | None
+    reason: str | None
+    question: str | None
+    answer: str | None
+    sampling: str
+    sample_reason: str
+    judge_key: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeHumanAgreement:
+    """How the judge's flags line up with users' thumbs on runs that have both; descriptive, no verdict.
+
+    A run counts in the period of its judge evaluation (random, or forced by the user's thumbs-down; other forced
+    ones are left out). `difference` is this period's agreement minus the baseline's, with a 95% Newcombe interval.
+    `reading` is the one-line summary; `hint`, when set, says whether the judge or the app looks like what moved.
+    """
+
+    flag_rule: str
+    faithfulness_threshold: int
+    current: AgreementCounts
+    baseline: AgreementCounts
+    baseline_periods: tuple[AgreementCounts, ...]
+    difference: float | None
+    difference_ci_low: float | None
+    difference_ci_high: float | None
+    neutral_left_out: int
+    forced_left_out: int
+    judge_only: tuple[Disagreement, ...]
+    user_only: tuple[Disagreement, ...]
+    reading: str
+    hint: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class WorstSample:
     """One of the period's lowest-scored evaluations, with the judge's reason and a link to the run in LangSmith."""
 
@@ -205,6 +277,7 @@ class Review:
     judge_changes: tuple[JudgeChange, ...]
     forced: ForcedSummary
     user_feedback: UserFeedbackSummary
+    agreement: JudgeHumanAgreement
     worst_samples: tuple[WorstSample, ...]
     usage: UsageSummary
     sources: Sources

@@ -40,6 +40,7 @@ class Judged:
     question: str | None
     answer: str | None
     source: Source
+    request_id: str | None = None
 
     @property
     def forced(self) -> bool:
@@ -58,6 +59,7 @@ class Rating:
     score: float | None
     comment: str | None
     source: Source
+    request_id: str | None = None
 
     @property
     def negative(self) -> bool:
@@ -86,6 +88,7 @@ def judged_from_store(record: EvaluationRecord) -> Judged:
         question=record.question,
         answer=record.answer,
         source="store",
+        request_id=record.request_id,
     )
 
 
@@ -99,6 +102,7 @@ def rating_from_store(record: UserFeedbackRecord) -> Rating:
         score=record.score,
         comment=record.comment,
         source="store",
+        request_id=record.request_id,
     )
 
 

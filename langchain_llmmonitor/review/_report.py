@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._deps import require_review_extra
-from ._model import CriterionReview, ReportPaths, Review, WorstSample
+from ._model import AgreementCounts, CriterionReview, Disagreement, ReportPaths, Review, WorstSample
 from ._sections import (
     Block,
     Bullets,
@@ -50,6 +50,7 @@ SECTIONS = (
     ("judge-changes", "Judge changes"),
     ("forced", "Forced samples"),
     ("user-feedback", "User feedback"),
+    ("agreement", "Judge–human agreement"),
     ("worst", "Worst-scored answers"),
     ("usage", "Cost, tokens and latency"),
     ("method", "How to read this"),
@@ -325,6 +326,104 @@ def _feedback_rows(review: Review) -> tuple[tuple[str, ...], ...]:
     )
 
 
+_AGREEMENT_HEADER = (
+    "",
+    "Rated and judged",
+    "Both bad",
+    "Judge only",
+    "User only",
+    "Both fine",
+    "Agreement [95% CI]",
+    "Kappa",
+    "Judge flags, of thumbs-down",
+    "Judge passes, of thumbs-up",
+    "Forced by feedback",
+)
+_DISAGREEMENT_HEADER = ("When", "User", "User's comment", "Faithf.", "Halluc.", "Judge's reason", "Question", "Answer",
+                        "Sampling", "Run (request id)")  # fmt: skip
+
+
+def _agreement_blocks(review: Review) -> list[Block]:
+    """The reading, the 2x2 counts this period and in the baseline, how they were counted, and the disagreeing runs."""
+    agreement, word = review.agreement, review.period_word
+    blocks: list[Block] = [Paragraph((agreement.reading,))]
+    if agreement.hint:
+        blocks.append(Paragraph(_labelled("Judge or app?", agreement.hint)))
+    if agreement.current.n or agreement.baseline.n:
+        rows = (_agreement_row(f"This {word}", agreement.current), _agreement_row("Baseline", agreement.baseline))
+        weekly = tuple(_agreement_row(_span(c), c) for c in agreement.baseline_periods)
+        blocks += [
+            Table(_AGREEMENT_HEADER, rows),
+            Details(f"Agreement in each baseline {word}", (Table(_AGREEMENT_HEADER, weekly),)),
+        ]
+    blocks.append(Note((_agreement_note(review),)))
+    for title, runs in (
+        (f"Judge flags, user liked it (this {word})", agreement.judge_only),
+        (f"User rated it down, judge passed it (this {word})", agreement.user_only),
+    ):
+        blocks.append(Heading(title))
+        if runs:
+            blocks.append(Table(_DISAGREEMENT_HEADER, tuple(_disagreement_row(d) for d in runs)))
+        else:
+            blocks.append(Paragraph(("None.",)))
+    return blocks
+
+
+def _span(counts: AgreementCounts) -> str:
+    return f"{counts.start:%b} {counts.start.day} – {counts.end:%b} {counts.end.day}"
+
+
+def _agreement_row(label: str, c: AgreementCounts) -> tuple[str, ...]:
+    return (
+        label,
+        str(c.n),
+        str(c.both_bad),
+        str(c.judge_only),
+        str(c.user_only),
+        str(c.both_fine),
+        _rate_with_interval(c.agreement, c.ci_low, c.ci_high),
+        "–" if c.kappa is None else f"{c.kappa:.2f}",
+        _share(c.flagged_of_negative),
+        _share(c.passed_of_positive),
+        str(c.forced),
+    )
+
+
+def _agreement_note(review: Review) -> str:
+    agreement, word = review.agreement, review.period_word
+    left_out = ""
+    if agreement.neutral_left_out or agreement.forced_left_out:
+        left_out = (
+            f" Left out this {word}: {agreement.neutral_left_out} neutral ratings (3 of 5) and "
+            f"{agreement.forced_left_out} runs judged only because of an error or a rule."
+        )
+    return (
+        f"Runs with a successful judge evaluation (random, or forced by the user's thumbs-down) and a user rating "
+        f"(thumbs; on a 1-5 scale 1-2 down, 4-5 up, 3 left out), counted in the {word} they were judged. The judge "
+        f"flags a run on {agreement.flag_rule}; they agree when it flags exactly the runs users rated down. Every "
+        "thumbs-down gets a forced evaluation while only a random share of the other runs is judged, so thumbs-down "
+        "runs are over-represented here and the agreement rate moves with their share; the two shares by rating "
+        "(judge flags, of thumbs-down; judge passes, of thumbs-up) do not. All judges are counted: after a judge "
+        f"change (see Judge changes) a fall in agreement is the judge's. Descriptive, no verdict.{left_out}"
+    )
+
+
+def _disagreement_row(d: Disagreement) -> tuple[Inline, ...]:
+    run = d.run_id[:8] + (f" ({d.request_id})" if d.request_id else "")
+    return (
+        _when(d.at),
+        d.rating,
+        _clip(d.comment, 160) or "–",
+        "–" if d.faithfulness is None else f"{d.faithfulness:g}",
+        {True: "yes", False: "no", None: "–"}[d.hallucination],
+        _clip(d.reason, 200),
+        _clip(d.question, 160),
+        _clip(d.answer, 160),
+        d.sampling if d.sampling == "random" else f"forced ({d.sample_reason})",
+        Link(run, d.url),
+    )
+
+
 _WORST_HEADER = ("When", "Faithf./Relev./Compl.", "Halluc.", "Sampling", "Question", "Answer", "Judge's reason", "Run")
 
 
@@ -428,6 +527,7 @@ _SECTION_BLOCKS: dict[str, Callable[[Review], list[Block]]] = {
     "judge-changes": _judge_change_blocks,
     "forced": _forced_blocks,
     "user-feedback": _feedback_blocks,
+    "agreement": _agreement_blocks,
     "worst": _worst_blocks,
     "usage": _usage_blocks,
     "method": _method_blocks,

@@ -1,8 +1,10 @@
 """A judge that needs no key, no network and no model: lexical grounding of the answer in the retrieved context.
 
 It exists so that demos, tests and notebooks get real, deterministic scores for free. It cannot reason: it only checks
-whether the words, names and numbers an answer asserts can be found in the context. Its ranking quality is measured on
-HaluEval QA by ``benchmarks/offline_judge_auroc.py``; every constant below was tuned on the dev split only.
+whether the words, names and numbers an answer asserts can be found in the context, clause by clause, whether each
+number sits in the context next to the same words as in the answer, and whether a yes/no answer keeps the negation
+of the context clause it restates. Its ranking quality is measured on HaluEval QA and on a small hand-written hard
+set by ``benchmarks/offline_judge_auroc.py``; every constant below was tuned on the HaluEval dev split only.
 """
 
 from __future__ import annotations
@@ -246,6 +248,14 @@ _YES_NO_OPENERS = frozenset(
 _NUMERIC_CUES = re.compile(
     r"\b(?:how (?:many|much|old|long|far|tall|big|large|high)|(?:what|which) (?:year|age|date)|when)\b", re.I
 )
+_CONTEXT_CLAUSE_END = re.compile(r"(?<=[.!?])\s+|;\s*|,\s+(?=(?:and|but|while|whereas)\s)")
+"""Where a context sentence or clause ends: a number is bound to the words of its own clause."""
+_ANSWER_CLAUSE_END = re.compile(r"(?<=[.!?])\s+|;\s*|,\s+(?=(?:and|but|while|whereas|which)\s)|\s+(?=(?:but|which)\s)")
+"""Where an answer's claims are cut to be grounded one by one: sentences and clause connectives."""
+_NEGATION = re.compile(r"\b(?:not|no|never|cannot|without|none|nor|neither|nothing)\b|n['’]t\b", re.I)
+_COMPARISON = re.compile(r"\b(?:both|same|either|different|each other)\b", re.I)
+"""Questions comparing two things: a bare yes/no to them is not checked against a single clause."""
+_YES_NO_ANSWER = re.compile(r"\W*(yes|no)\b\W*", re.I)
 
 NAME_SCALE = 1.0
 """Each unsupported name or number adds 1/NAME_SCALE evidence: one invented name alone scores ~0.63 (before bigrams)."""
@@ -257,9 +267,37 @@ so that an answer whose every word is in the context is never flagged for its ph
 DEFAULT_THRESHOLD = 0.2
 """Hallucination verdict threshold on `hallucination_score`, tuned on the HaluEval dev split: dev accuracy is flat
 from 0.16 to 0.2 (0.886 to 0.882), so the value leaves a margin above BIGRAM_WEIGHT."""
+CLAUSE_SHARE_WEIGHT = 1.0
+"""The most unsupported clause counts with this weight when it exceeds the whole answer's share: one invented clause
+is not diluted by the supported clauses around it."""
+BINDING_WEIGHT = 1.0
+"""Evidence (as much as an invented number) per number that the context has, but only in a clause lacking the answer's other words around it
+("10 seats" for "the $19 plan" when 10 is the premium plan's): recombined, not invented."""
+POLARITY_WEIGHT = 1.0
+"""Evidence when a yes/no answer's claim and the context clause stating it disagree on negation."""
+MIN_POLARITY_OVERLAP = 0.5
+"""Share of the claim's content words a context clause must hold to be the one the claim restates."""
+MIN_QUESTION_OVERLAP = 0.8
+"""The same for a bare "yes"/"no", whose claim is the question: HaluEval dev's bare "no" to two-entity questions
+matched a clause about one entity at 0.5."""
 FAITHFULNESS_CUTS = (BIGRAM_WEIGHT, DEFAULT_THRESHOLD, 0.4, 0.65)
 """Upper bounds of `hallucination_score` for faithfulness 5, 4, 3, 2 (above the last: 1). An answer with no unsupported
 word is always 5; with the default threshold, hallucination is flagged exactly when faithfulness is 3 or lower."""
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A number of the answer found in the context only in clauses lacking some of the answer's words around it."""
+
+    number: str
+    missing: tuple[str, ...]
+    bound_to: tuple[str, ...]
+
+    def describe(self) -> str:
+        missing = ", ".join(self.missing[:3])
+        if self.bound_to:
+            return f"'{self.number}' is bound to '{', '.join(self.bound_to[:3])}' in the context, not to '{missing}'"
+        return f"'{self.number}' does not appear with '{missing}' in the context"
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +314,10 @@ class Grounding:
     hedged: bool
     abstains: bool
     instructs_judge: bool
+    worst_clause: str = ""
+    worst_clause_share: float = 0.0
+    recombined: tuple[Binding, ...] = ()
+    contradiction: str = ""
 
     @property
     def hallucination_score(self) -> float:
@@ -284,7 +326,9 @@ class Grounding:
             return 1.0
         names = sum(1 for word in self.unsupported if word[0].isupper() or word[0].isdigit())
         share = len(self.unsupported) / len(self.content_words) if self.content_words else 0.0
-        lexical = 1.0 - math.exp(-(names / NAME_SCALE + share / SHARE_SCALE))
+        share = max(share, CLAUSE_SHARE_WEIGHT * self.worst_clause_share)
+        claims = BINDING_WEIGHT * len(self.recombined) + POLARITY_WEIGHT * bool(self.contradiction)
+        lexical = 1.0 - math.exp(-(names / NAME_SCALE + share / SHARE_SCALE + claims))
         bigram_share = self.novel_bigrams / self.bigrams if self.bigrams else 0.0
         return (1.0 - BIGRAM_WEIGHT) * lexical + BIGRAM_WEIGHT * bigram_share
 
@@ -297,7 +341,7 @@ class OfflineJudge:
 
     name = "offline"
     model = "lexical-grounding-v1"
-    prompt_version = "1"  # bump on any change to a constant, word list or rule: scores are compared across versions
+    prompt_version = "2"  # bump on any change to a constant, word list or rule: scores are compared across versions
 
     def __init__(self, *, threshold: float = DEFAULT_THRESHOLD) -> None:
         self.threshold = threshold
@@ -344,6 +388,9 @@ def ground(item: EvaluationInput) -> Grounding:
             (question_only if word in question_words else unsupported).append(surface)
 
     answer_pairs = _pairs(answer_tokens)
+    units = [_Unit.of(clause) for passage in item.context for clause in _CONTEXT_CLAUSE_END.split(passage)]
+    clauses = [_tokens(clause) for clause in _ANSWER_CLAUSE_END.split(claims)]
+    worst_clause, worst_share = _worst_clause(clauses, context_words, question_words)
     return Grounding(
         content_words=tuple(content),
         unsupported=tuple(unsupported),
@@ -355,7 +402,90 @@ def ground(item: EvaluationInput) -> Grounding:
         hedged=_HEDGES.search(item.answer) is not None,
         abstains=_ABSTENTIONS.search(item.answer) is not None,
         instructs_judge=_JUDGE_INSTRUCTIONS.search(item.answer) is not None,
+        worst_clause=worst_clause,
+        worst_clause_share=worst_share if len(clauses) > 1 else 0.0,
+        recombined=tuple(
+            binding for clause in clauses for binding in _bindings(clause, units, context_words, question_words)
+        ),
+        contradiction=_contradiction(item, units),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """One clause of the context: its text, for negation, and its normalised words, for binding."""
+
+    text: str
+    words: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str) -> _Unit:
+        return cls(text.strip(), frozenset(_normalise(token) for token in _tokens(text)))
+
+
+def _worst_clause(clauses: list[list[str]], context_words: set[str], question_words: set[str]) -> tuple[str, float]:
+    """The answer clause (of two content words or more) with the largest unsupported share, and that share."""
+    worst, worst_share = "", 0.0
+    for surface in clauses:
+        content = [word for word in map(_normalise, surface) if _is_content(word)]
+        if len(content) < 2:
+            continue
+        share = sum(word not in context_words and word not in question_words for word in content) / len(content)
+        if share > worst_share:
+            worst, worst_share = " ".join(surface), share
+    return worst, worst_share
+
+
+def _bindings(surface: list[str], units: list[_Unit], context_words: set[str], topic: set[str]) -> list[Binding]:
+    """Each number of this answer clause (not given by the question, `topic`) must share a context clause with the
+    clause's other grounded words; only a missing number, name (capitalised in the answer) or word of the question
+    counts, not a verb."""
+    words = [_normalise(token) for token in surface]
+    anchors = {word for word in words if _is_content(word) and word in context_words}
+    if all(word in topic for word in words if _is_content(word)):
+        return []  # the clause restates the question: its numbers are the question's, not the answer's claims
+    specific = topic | {word for token, word in zip(surface, words, strict=True) if token[0].isupper()}
+    found = []
+    for token, number in zip(surface, words, strict=True):
+        others = anchors - {number}
+        if not number[0].isdigit() or number not in context_words or number in topic or not others:
+            continue
+        best = min((unit for unit in units if number in unit.words), key=lambda unit: len(others - unit.words))
+        missing = {word for word in others - best.words if word[0].isdigit() or word in specific}
+        if missing:
+            bound_to = [w for w in map(_normalise, _tokens(best.text)) if _is_content(w) and w not in anchors]
+            ordered = tuple(word for word in dict.fromkeys(words) if word in missing)
+            found.append(Binding(token, ordered, tuple(dict.fromkeys(bound_to))))
+    return found
+
+
+def _contradiction(item: EvaluationInput, units: list[_Unit]) -> str:
+    """A yes/no answer whose claim (its first sentence after yes/no, or else the question) is negated an odd number
+    of times where the context clause restating it is not, or the reverse: names that clause, else returns ""."""
+    opener = _YES_NO_ANSWER.match(item.answer)
+    if not opener:
+        return ""
+    body = _SENTENCE_END.split(item.answer[opener.end() :], maxsplit=1)[0]
+    claim, negated, needed = body, len(_NEGATION.findall(body)) % 2 == 1, MIN_POLARITY_OVERLAP
+    if sum(_is_content(word) for word in map(_normalise, _tokens(body))) < 2:
+        if _COMPARISON.search(item.question):
+            return ""
+        claim, needed = item.question, MIN_QUESTION_OVERLAP
+        negated = (len(_NEGATION.findall(claim)) % 2 == 1) != (opener.group(1).casefold() == "no")
+    content = {word for word in map(_normalise, _tokens(claim)) if _is_content(word)}
+    if len(content) < 2 or not units:
+        return ""
+    best = max(units, key=lambda unit: len(content & unit.words))
+    overlap = len(content & best.words)
+    if overlap < 2 or overlap < needed * len(content):
+        return ""
+    if (len(_NEGATION.findall(best.text)) % 2 == 1) == negated:
+        return ""
+    return f"'{opener.group(1)}' contradicts the context: '{_shortened(best.text)}'"
+
+
+def _shortened(text: str, *, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def _tokens(text: str) -> list[str]:
@@ -387,7 +517,7 @@ def _pairs(tokens: list[str]) -> set[tuple[str, str]]:
 def _faithfulness(score: float, grounding: Grounding) -> int:
     if grounding.instructs_judge:
         return 1
-    if not grounding.unsupported:
+    if not grounding.unsupported and not grounding.recombined and not grounding.contradiction:
         return 5
     return 5 - sum(score >= cut for cut in FAITHFULNESS_CUTS)
 
@@ -464,6 +594,11 @@ def _reason(grounding: Grounding, score: float, notes: tuple[str, ...]) -> str:
         parts.append(f"all {total} content words found in the context or the question")
     if grounding.question_only:
         parts.append("only in the question: " + _listing(grounding.question_only))
+    if grounding.contradiction:
+        parts.append(grounding.contradiction)
+    parts.extend(binding.describe() for binding in grounding.recombined[:2])
+    if grounding.worst_clause_share >= 0.5:
+        parts.append(f"clause mostly unsupported: '{_shortened(grounding.worst_clause)}'")
     parts.extend(note for note in notes if note)
     parts.append(f"hallucination score {score:.2f}")
     return "; ".join(parts)
