@@ -41,6 +41,7 @@ from langchain_llmmonitor.review import (
 )
 from langchain_llmmonitor.review import _report as report_module
 from langchain_llmmonitor.review._drift import JudgeChange, Sample, assess
+from langchain_llmmonitor.review._records import RunLinker
 from langchain_llmmonitor.review._report import SECTIONS, build_report
 from langchain_llmmonitor.review._sections import (
     Block,
@@ -253,19 +254,44 @@ def test_html_report_is_self_contained_with_png_plots_and_every_section(degraded
     assert page.external == []
     summary = " ".join("".join(page.text["summary"]).split())
     assert "Degraded" in summary and degraded.review.highlights[0] in summary
-    assert page.links["worst"] == [sample.url for sample in degraded.review.worst_samples]
-    assert all(sample.run_id in sample.url for sample in degraded.review.worst_samples)
+    worst = "".join(page.text["worst"])
+    assert all(sample.run_id in worst for sample in degraded.review.worst_samples)
     assert "DEGRADED" in "".join(page.text["verdicts"])
 
 
+def drawn_charts(review: Review) -> list[Any]:
+    """Every figure the report draws, laid out and drawn as for the PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figures = [report_module._criterion_chart(review, criterion) for criterion in review.criteria]
+    figures.append(report_module._feedback_chart(review))
+    for figure in figures:
+        FigureCanvasAgg(figure).draw()
+    return figures
+
+
+def test_chart_legends_cover_no_data_and_stay_in_the_picture(degraded: Reviewed) -> None:
+    """Each legend of each plot lies outside every axes' data area and inside the figure, so it hides no point."""
+    charts = drawn_charts(degraded.review)
+    assert len(charts) == len(degraded.review.criteria) + 1
+    for figure in charts:
+        renderer = figure.canvas.get_renderer()
+        legends = [*figure.legends, *(axis.get_legend() for axis in figure.axes if axis.get_legend())]
+        assert legends
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            assert not any(box.overlaps(axis.get_window_extent(renderer)) for axis in figure.axes)
+            assert figure.bbox.contains(box.x0, box.y0) and figure.bbox.contains(box.x1, box.y1)
+
+
 def test_markdown_report_has_every_section_and_the_verdicts(degraded: Reviewed) -> None:
-    """The Markdown twin has the same sections, the verdict table, the worst answers' links and no images."""
+    """The Markdown twin has the same sections, the verdict table, the worst answers' run ids and no images."""
     text = degraded.paths.markdown.read_text(encoding="utf-8")
     headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
     assert headings == [title for _, title in SECTIONS]
     assert re.search(r"^\| Faithfulness \| DEGRADED \| ", text, flags=re.MULTILINE)
     assert re.search(r"^\| Relevance \| stable \| ", text, flags=re.MULTILINE)
-    assert all(f"]({sample.url})" in text for sample in degraded.review.worst_samples)
+    assert all(f"| {sample.run_id} |" in text for sample in degraded.review.worst_samples)
     assert "data:image" not in text
     assert text.index(degraded.review.highlights[0]) < text.index("## Drift verdicts")
 
@@ -393,8 +419,10 @@ def markdown_view(markdown: str) -> ReportView:
 
 
 def with_untrusted_text(review: Review, text: str) -> Review:
-    """`review` with `text` wherever users, models or stored metadata put text, and run links that are not http(s)."""
+    """`review` with `text` wherever users, models or stored metadata put text, run links that are not http(s), and
+    one that is."""
     worst = replace(review.worst_samples[0], question=text, answer=text, reason=text, run_id=text, url="javascript:x")
+    linked = replace(review.worst_samples[1], url="https://ls.example/o/t/projects/p/p/r/1")
     feedback = review.user_feedback
     comment = replace(feedback.comments[0], comment=text, url="javascript:alert(1)")
     agreement = review.agreement
@@ -417,7 +445,7 @@ def with_untrusted_text(review: Review, text: str) -> Review:
         judge_changes=(JudgeChange(review.window_start, text, text),),
         forced=replace(review.forced, by_reason={text: 1, **review.forced.by_reason}),
         user_feedback=replace(feedback, comments=(comment, *feedback.comments[1:])),
-        worst_samples=(worst, *review.worst_samples[1:]),
+        worst_samples=(worst, linked, *review.worst_samples[2:]),
     )
 
 
@@ -473,8 +501,9 @@ def test_untrusted_text_adds_no_markup(rendered: Rendered) -> None:
     page = HtmlView(rendered.html)
     assert set(page.tags) <= PAGE_TAGS
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
-    assert page.links and all(str(link["href"]).startswith(("https://", "http://")) for link in page.links)
-    assert {link["rel"] for link in page.links} == {"noopener"}
+    assert bool(page.links) == ("https://ls.example/" in rendered.html)  # the one http(s) link put in, if any
+    assert all(str(link["href"]).startswith(("https://", "http://")) for link in page.links)
+    assert {link["rel"] for link in page.links} <= {"noopener"}
     unescaped = re.sub(r"\\.", "", rendered.markdown)
     assert "<" not in unescaped
     assert all(url.startswith("https://") for url in re.findall(r"\]\(([^)]*)\)", unescaped))
@@ -530,24 +559,42 @@ def test_worst_samples_are_the_lowest_scored_with_reasons(degraded: Reviewed) ->
 
 
 @pytest.mark.parametrize(
-    ("options", "expected"),
+    ("options", "quality", "expected"),
     [
-        pytest.param(
-            {}, "https://smith.langchain.com/o/-/projects/p/default/r/{run}?trace_id={trace}", id="best-effort"
-        ),
+        pytest.param({}, "none", None, id="no-link"),
+        pytest.param({"langsmith_url": "https://ls.example"}, "none", None, id="web-url-without-ids"),
         pytest.param(
             {"run_url_template": "https://ls.example/{project}/{run_id}", "project": "shop"},
+            "template",
             "https://ls.example/shop/{run}",
             id="custom-template",
         ),
     ],
 )
-def test_run_links_without_langsmith(degraded: Reviewed, options: dict[str, str], expected: str) -> None:
-    """Without a LangSmith client links are best effort (project name, no ids) or follow the caller's template."""
+def test_run_links_without_langsmith(
+    degraded: Reviewed, options: dict[str, str], quality: str, expected: str | None
+) -> None:
+    """Without a LangSmith client runs are not linked (no ids to link them by) unless the caller gives a template."""
     result = build_review(degraded.store_path, until=NOW, **options)
-    assert result.sources.run_links == "best-effort"
+    assert result.sources.run_links == quality
     for sample in result.worst_samples:
-        assert sample.url == expected.format(run=sample.run_id, trace=sample.trace_id)
+        assert sample.url == (expected and expected.format(run=sample.run_id))
+
+
+def test_without_langsmith_reports_show_run_ids_and_no_placeholder_links(degraded: Reviewed) -> None:
+    """Neither format links a run to a guessed LangSmith address; both show the full run ids; the JSON has no url."""
+    review = degraded.review
+    html, markdown = (path.read_text(encoding="utf-8") for path in (degraded.paths.html, degraded.paths.markdown))
+    page = HtmlView(html)
+    assert page.links == [] and "smith.langchain.com" not in html + markdown
+    assert "](http" not in markdown
+    run_ids = [s.run_id for s in review.worst_samples] + [c.run_id for c in review.user_feedback.comments]
+    run_ids += [d.run_id for d in (*review.agreement.judge_only, *review.agreement.user_only)]
+    assert run_ids and all(run_id in html and run_id in markdown for run_id in run_ids)
+    data = review.to_dict()
+    assert {sample["url"] for sample in data["worst_samples"]} == {None}
+    assert {comment["url"] for comment in data["user_feedback"]["comments"]} == {None}
+    assert "Runs are shown by id, not linked" in html
 
 
 # CLI ----------------------------------------------------------------------------------------------------------------
@@ -654,7 +701,7 @@ def test_langsmith_feedback_is_merged_once_with_exact_links(
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)  # the fake stamps real time
     store = Store(tmp_path / "monitor.db")
     generate_history(store, now=until, seed=SEED, scenario="stable")
-    client = fast_client(langsmith.url, auto_batch_tracing=False)
+    client = fast_client(langsmith.url, web_url="https://ls.example", auto_batch_tracing=False)
     project = client.create_project("shop")
     started = until - timedelta(days=2)
 
@@ -697,8 +744,7 @@ def test_langsmith_feedback_is_merged_once_with_exact_links(
     for sample in worst:
         assert sample.reason == "remote: contradicts the manual" and sample.hallucination is True
         assert sample.url == (
-            f"https://smith.langchain.com/o/{TENANT_ID}/projects/p/{project.id}/r/{sample.run_id}"
-            f"?trace_id={sample.run_id}"
+            f"https://ls.example/o/{TENANT_ID}/projects/p/{project.id}/r/{sample.run_id}?trace_id={sample.run_id}"
         )
     assert "LangSmith feedback: 100%" in capsys.readouterr().err
     assert langsmith.count("POST /runs/query", status=200) >= 1 and langsmith.errors == []
@@ -726,3 +772,53 @@ def test_cli_reads_langsmith_from_the_environment(
     [project] = langsmith.sessions
     assert data["worst_samples"][0]["url"].startswith(f"https://ls.example/o/{TENANT_ID}/projects/p/{project['id']}/r/")
     assert langsmith.count("POST /runs/query") == 1
+
+
+def test_with_langsmith_the_report_links_runs_at_the_clients_web_url(langsmith: FakeLangSmith, tmp_path: Path) -> None:
+    """With LangSmith's ids every run in the HTML links exactly, at the client's web URL, never at the cloud's."""
+    store = Store(tmp_path / "monitor.db")
+    try:
+        generate_history(store, now=NOW, seed=SEED)
+    finally:
+        store.close()
+    client = fast_client(langsmith.url, web_url="https://ls.example/", auto_batch_tracing=False)
+    project = client.create_project("shop")
+    result = build_review(tmp_path / "monitor.db", until=NOW, langsmith_client=client, project="shop", progress=False)
+    assert result.sources.run_links == "exact"
+    html = render_html(result)
+    prefix = f"https://ls.example/o/{TENANT_ID}/projects/p/{project.id}/r/"
+    hrefs = [str(link["href"]) for link in HtmlView(html).links]
+    samples = (*result.worst_samples, *result.user_feedback.comments, *result.agreement.judge_only)
+    assert {f"{prefix}{s.run_id}?trace_id={s.trace_id}" for s in samples} <= set(hrefs)
+    assert hrefs and all(href.startswith(prefix) for href in hrefs) and "smith.langchain.com" not in html
+
+
+@pytest.mark.parametrize(
+    ("linker", "quality", "urls"),
+    [
+        pytest.param(RunLinker(), "none", [None, None], id="no-langsmith"),
+        pytest.param(RunLinker("https://ls.example", default_project="shop"), "none", [None, None], id="no-ids"),
+        pytest.param(
+            RunLinker(tenant_id="t", project_ids={"shop": "p"}, default_project="shop"),
+            "none",
+            [None, None],
+            id="no-web-url",
+        ),
+        pytest.param(
+            RunLinker("https://ls.example/", tenant_id="t", project_ids={"shop": "p"}, default_project="shop"),
+            "partial",
+            ["https://ls.example/o/t/projects/p/p/r/r1?trace_id=t1", None],
+            id="other-project-unlinked",
+        ),
+        pytest.param(
+            RunLinker(template="https://ls.example/{project}/{run_id}", default_project="shop"),
+            "template",
+            ["https://ls.example/shop/r1", "https://ls.example/other/r2"],
+            id="template",
+        ),
+    ],
+)
+def test_run_linker_links_only_what_it_knows(linker: RunLinker, quality: str, urls: list[str | None]) -> None:
+    """A run is linked from a web URL plus LangSmith's ids for its project, or a caller's template; else not at all."""
+    assert [linker.url("r1", "t1", None), linker.url("r2", "t2", "other")] == urls
+    assert linker.quality == quality

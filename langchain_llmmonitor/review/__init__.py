@@ -35,7 +35,7 @@ from ._model import (
     UserFeedbackSummary,
     WorstSample,
 )
-from ._records import BEST_EFFORT_RUN_URL, DEFAULT_LANGSMITH_URL, EXACT_RUN_URL
+from ._records import EXACT_RUN_URL
 from ._report import render_html, render_markdown, write_report
 
 if TYPE_CHECKING:
@@ -45,9 +45,7 @@ if TYPE_CHECKING:
 _NEEDS_EXTRA = {"build_review": "._build", "generate_history": "._history", "HistorySummary": "._history"}
 
 __all__ = [
-    "BEST_EFFORT_RUN_URL",
     "CRITERIA",
-    "DEFAULT_LANGSMITH_URL",
     "EXACT_RUN_URL",
     "INSTALL_HINT",
     "AgreementCounts",

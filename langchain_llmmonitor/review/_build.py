@@ -55,7 +55,6 @@ from ._model import (
     WorstSample,
 )
 from ._records import (
-    DEFAULT_LANGSMITH_URL,
     Judged,
     Rating,
     RunLinker,
@@ -82,7 +81,7 @@ def build_review(
     alpha: float = 0.05,
     min_samples: int = DEFAULT_MIN_SAMPLES,
     worst: int = 10,
-    langsmith_url: str = DEFAULT_LANGSMITH_URL,
+    langsmith_url: str | None = None,
     run_url_template: str | None = None,
     progress: bool | None = None,
     seed: int = 0,
@@ -90,7 +89,8 @@ def build_review(
     """Review [until - since, until) against the `baseline_weeks` periods of the same length before it.
 
     `store` is a Store, or a path / URL opened and closed here. With `langsmith_client` (and `project`), scores and
-    ratings found only in LangSmith are merged and run links become exact. `progress`: tqdm bars on stderr for the
+    ratings found only in LangSmith are merged and runs are linked, at `langsmith_url` (default: the client's web
+    URL); without, runs are shown by id unless `run_url_template` says where they are. `progress`: tqdm bars on stderr for the
     LangSmith reads (None: only on a terminal). The result depends only on the data and `seed`.
     """
     until = until or utcnow()
@@ -102,7 +102,7 @@ def build_review(
     remote = _read_langsmith(langsmith_client, project, history_start, until, local, progress)
     judged = local.judged + (remote.judged if remote is not None else [])
     ratings = local.ratings + (remote.ratings if remote is not None else [])
-    linker = _run_linker(langsmith_url, run_url_template, project, remote)
+    linker = _run_linker(langsmith_client, langsmith_url, run_url_template, project, remote)
 
     verdict_alpha = alpha / len(CRITERIA)
     criteria = tuple(
@@ -211,12 +211,15 @@ def _read_langsmith(
     return fetch(client, project, history_start, until, known_ids=known, progress=progress)
 
 
-def _run_linker(langsmith_url: str, template: str | None, project: str | None, remote: RemoteData | None) -> RunLinker:
-    """Exact run links need the tenant and project ids that only a LangSmith read returns; else best-effort links."""
+def _run_linker(
+    client: Any, langsmith_url: str | None, template: str | None, project: str | None, remote: RemoteData | None
+) -> RunLinker:
+    """Links need the tenant and project ids that only a LangSmith read returns, and the web app of that LangSmith:
+    the caller's `langsmith_url`, else the client's (`Client._host_url`, what `Client.get_run_url` links with)."""
     if remote is None:
-        return RunLinker(langsmith_url, template=template, default_project=project)
+        return RunLinker(template=template, default_project=project)
     return RunLinker(
-        langsmith_url,
+        langsmith_url or getattr(client, "_host_url", None),
         template=template,
         tenant_id=remote.tenant_id,
         project_ids={project: remote.project_id} if remote.project_id else None,
@@ -247,7 +250,7 @@ def _sources(
     remote: RemoteData | None,
     linker: RunLinker,
 ) -> Sources:
-    """Where the numbers came from. Call it after every run link is made: one that fell back makes all best-effort."""
+    """Where the numbers came from. Call it after every run link is made: one left unlinked makes them partial."""
     return Sources(
         store=local.location,
         evaluations=sum(1 for record in local.evaluations if record.created_at >= display_start),

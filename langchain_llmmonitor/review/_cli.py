@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from ._deps import require_review_extra
-from ._records import DEFAULT_LANGSMITH_URL
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$", re.IGNORECASE)
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -60,7 +59,7 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     option("--baseline-weeks", type=_positive, default=4, help="baseline periods before the reviewed one (default 4)")
     option("--min-samples", type=_positive, default=50, help="random samples needed per period and criterion")
     option("--langsmith-project", default=None, help="also merge judge scores and ratings from this LangSmith project")
-    option("--langsmith-url", default=DEFAULT_LANGSMITH_URL, help="LangSmith web app, for run links")
+    option("--langsmith-url", default=None, help="LangSmith web app for run links (default: the client's)")
     option("--json", action="store_true", help="print the review as JSON instead of the summary")
     parser.set_defaults(func=run_cli)
     return parser

@@ -89,7 +89,7 @@ class FeedbackComment:
     comment: str
     run_id: str
     trace_id: str
-    url: str
+    url: str | None
     source: Literal["store", "langsmith"]
 
 
@@ -159,7 +159,7 @@ class Disagreement:
     sampling: str
     sample_reason: str
     judge_key: str
-    url: str
+    url: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +205,7 @@ class WorstSample:
     reason: str | None
     question: str | None
     answer: str | None
-    url: str
+    url: str | None
     source: Literal["store", "langsmith"]
 
 
@@ -252,7 +252,7 @@ class Sources:
     langsmith_feedback_merged: int
     langsmith_feedback_already_local: int
     langsmith_feedback_other_keys: int
-    run_links: Literal["exact", "best-effort"]
+    run_links: Literal["exact", "partial", "template", "none"]
 
 
 @dataclass(frozen=True, slots=True)

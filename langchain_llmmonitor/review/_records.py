@@ -2,9 +2,10 @@
 
 Also how a run becomes a link: LangSmith's web app addresses a run by organisation (tenant) id and project id,
 `{base}/o/{tenant_id}/projects/p/{project_id}/r/{run_id}?trace_id={trace_id}` (the shape `Client.get_run_url`
-builds, plus the trace id the app opens the trace with). The store knows neither id, so without a LangSmith client the
-link uses "-" for the tenant and the project *name* for the project: best effort, marked as such in the report. With
-a client and a project, both ids are read from LangSmith once and the links are exact.
+builds, plus the trace id the app opens the trace with). The store knows neither id nor which LangSmith (cloud,
+region, self-hosted) the runs went to, so without a LangSmith client the report shows run ids, not links: a guessed
+address opens nothing, or another organisation's page. With a client and a project, both ids are read from
+LangSmith once and the links use the client's web URL.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from ..core.ratings import is_negative_rating
 from ..core.records import EvaluationRecord, UserFeedbackRecord
 from ..core.vocabulary import CRITERIA, FORCED, HALLUCINATION
 
-DEFAULT_LANGSMITH_URL = "https://smith.langchain.com"
 EXACT_RUN_URL = "{base}/o/{tenant_id}/projects/p/{project_id}/r/{run_id}?trace_id={trace_id}"
-BEST_EFFORT_RUN_URL = "{base}/o/-/projects/p/{project}/r/{run_id}?trace_id={trace_id}"
 Source = Literal["store", "langsmith"]
+LinkQuality = Literal["exact", "partial", "template", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,37 +112,47 @@ def aware(moment: datetime) -> datetime:
 
 
 class RunLinker:
-    """Builds run links; `exact` when the tenant and project ids came from LangSmith."""
+    """Links a run only where its address is known, else `url` returns None and the report shows the run id.
+
+    Known means: LangSmith's web URL with the tenant id and the id of the run's project, both read from LangSmith
+    (`exact`), or the caller's own `template`, trusted as given. `unlinked` counts runs asked about that got no link.
+    """
 
     def __init__(
         self,
-        base: str = DEFAULT_LANGSMITH_URL,
+        base: str | None = None,
         *,
         template: str | None = None,
         tenant_id: str | None = None,
         project_ids: dict[str, str] | None = None,
         default_project: str | None = None,
     ) -> None:
-        self.base = base.rstrip("/")
+        self.base = base.rstrip("/") if base else None
         self.tenant_id = tenant_id
         self.project_ids = dict(project_ids or {})
         self.default_project = default_project or "default"
-        self.exact = template is None and tenant_id is not None and bool(self.project_ids)
-        self.template = template or (EXACT_RUN_URL if self.exact else BEST_EFFORT_RUN_URL)
-        self.fell_back = False  # some run was of a project LangSmith was not asked about
+        self.template = template
+        self.exact = template is None and bool(self.base and tenant_id and self.project_ids)
+        self.unlinked = 0
 
     @property
-    def quality(self) -> Literal["exact", "best-effort"]:
-        return "exact" if self.exact and not self.fell_back else "best-effort"
+    def quality(self) -> LinkQuality:
+        """ "exact": every run linked from LangSmith's ids; "partial": some runs (of other projects) only by id;
+        "template": the caller's template; "none": run ids only."""
+        if self.template is not None:
+            return "template"
+        if not self.exact:
+            return "none"
+        return "partial" if self.unlinked else "exact"
 
-    def url(self, run_id: str, trace_id: str, project: str | None) -> str:
+    def url(self, run_id: str, trace_id: str, project: str | None) -> str | None:
         name = project or self.default_project
         project_id = self.project_ids.get(name)
-        template = self.template
-        if template is EXACT_RUN_URL and project_id is None:  # a run of another project than the one looked up
-            template, self.fell_back = BEST_EFFORT_RUN_URL, True
-        return template.format(
-            base=self.base,
+        if self.template is None and (not self.exact or project_id is None):
+            self.unlinked += 1
+            return None
+        return (self.template or EXACT_RUN_URL).format(
+            base=self.base or "",
             tenant_id=self.tenant_id or "-",
             project_id=project_id or "-",
             project=quote(name, safe=""),

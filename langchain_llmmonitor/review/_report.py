@@ -307,7 +307,7 @@ def _feedback_blocks(review: Review) -> list[Block]:
     if not feedback.comments:
         return [*blocks, Paragraph((f"No comments this {word}.",))]
     comments = tuple(
-        (f"{'👎' if c.negative else '👍'} {_when(c.at)}: “{_clip(c.comment)}” (", Link("run", c.url), ")")
+        (f"{'👎' if c.negative else '👍'} {_when(c.at)}: “{_clip(c.comment)}” (run ", _run(c.run_id, c.url), ")")
         for c in feedback.comments
     )
     return [*blocks, Paragraph((f"Comments this {word}, negative first:",)), Bullets(comments)]
@@ -409,7 +409,6 @@ def _agreement_note(review: Review) -> str:
 
 
 def _disagreement_row(d: Disagreement) -> tuple[Inline, ...]:
-    run = d.run_id[:8] + (f" ({d.request_id})" if d.request_id else "")
     return (
         _when(d.at),
         d.rating,
@@ -420,7 +419,7 @@ def _disagreement_row(d: Disagreement) -> tuple[Inline, ...]:
         _clip(d.question, 160),
         _clip(d.answer, 160),
         d.sampling if d.sampling == "random" else f"forced ({d.sample_reason})",
-        Link(run, d.url),
+        _run(d.run_id, d.url, f" ({d.request_id})" if d.request_id else ""),
     )
 
 
@@ -445,7 +444,7 @@ def _worst_row(sample: WorstSample) -> tuple[Inline, ...]:
         _clip(sample.question),
         _clip(sample.answer),
         _clip(sample.reason),
-        Link(sample.run_id[:8], sample.url),
+        _run(sample.run_id, sample.url),
     )
 
 
@@ -510,14 +509,24 @@ def _method_blocks(review: Review) -> list[Block]:
             f"{sources.langsmith_feedback_merged} feedback merged, {sources.langsmith_feedback_already_local} already "
             f"in the store, {sources.langsmith_feedback_other_keys} of other keys or unnamed judges left out."
         )
-    if sources.run_links == "exact":
-        lines.append("Run links point at the runs in LangSmith (organisation and project ids read from LangSmith).")
-    else:
-        lines.append(
-            "Run links are best effort: the store knows project names, not the organisation and project ids "
-            "LangSmith's web app addresses runs by. Review with --langsmith-project for exact links."
-        )
+    lines.append(_RUN_LINKS[sources.run_links])
     return [Bullets(tuple((line,) for line in lines))]
+
+
+_RUN_LINKS = {
+    "exact": "Run links point at the runs in LangSmith (organisation and project ids read from LangSmith).",
+    "partial": "Runs of the LangSmith project read are linked (ids read from LangSmith); runs of other projects are "
+    "shown by id.",
+    "template": "Run links follow the run URL template given to the review.",
+    "none": "Runs are shown by id, not linked: the store knows neither the organisation and project ids LangSmith's "
+    "web app addresses runs by nor which LangSmith the runs went to. Review with --langsmith-project for links.",
+}
+
+
+def _run(run_id: str, url: str | None, suffix: str = "") -> Inline:
+    """A link (on the id's first 8 characters) where the run's address is known, else the whole id as text, to look
+    the run up by."""
+    return Link(run_id[:8] + suffix, url) if url else run_id + suffix
 
 
 _SECTION_BLOCKS: dict[str, Callable[[Review], list[Block]]] = {
@@ -568,7 +577,24 @@ def _date_axis(axis: Any, review: Review) -> None:
     axis.grid(alpha=0.3)
 
 
+def _legend(axis: Any, *twins: Any) -> None:
+    """Beside the axes on the right, never over the data; constrained layout leaves the room. With `twins` (axes
+    sharing this one's area), one legend for all, at the figure's right edge: past the twin's tick labels."""
+    if not twins:
+        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7)
+        return
+    handles, labels = axis.get_legend_handles_labels()
+    for twin in twins:
+        more_handles, more_labels = twin.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    axis.figure.legend(handles, labels, loc="outside right upper", fontsize=7)
+
+
 def _criterion_figure(review: Review, criterion: CriterionReview) -> bytes:
+    return _png(_criterion_chart(review, criterion))
+
+
+def _criterion_chart(review: Review, criterion: CriterionReview) -> Any:
     """The daily trend and the distribution side by side, over the EWMA chart."""
     import matplotlib.figure
 
@@ -577,7 +603,7 @@ def _criterion_figure(review: Review, criterion: CriterionReview) -> bytes:
     _plot_trend(figure.add_subplot(grid[0, :2]), review, criterion)
     _plot_distribution(figure.add_subplot(grid[0, 2]), review, criterion)
     _plot_ewma(figure.add_subplot(grid[1, :]), review, criterion.assessment)
-    return _png(figure)
+    return figure
 
 
 def _plot_trend(axis: Any, review: Review, criterion: CriterionReview) -> None:
@@ -622,7 +648,7 @@ def _plot_trend(axis: Any, review: Review, criterion: CriterionReview) -> None:
     axis.set_title(f"{criterion.label}: daily trend — verdict: {_VERDICT_WORDS[criterion.verdict]}")
     axis.set_ylabel(criterion.label + (" (%)" if criterion.kind == "rate" else " (1-5)"))
     _date_axis(axis, review)
-    axis.legend(loc="best", fontsize=7, ncols=2, framealpha=0.8)
+    _legend(axis)
 
 
 def _plot_distribution(axis: Any, review: Review, criterion: CriterionReview) -> None:
@@ -639,7 +665,7 @@ def _plot_distribution(axis: Any, review: Review, criterion: CriterionReview) ->
     axis.set_xticks(list(positions), distribution.levels)
     axis.set_ylabel("% of random samples")
     axis.set_title("Distribution")
-    axis.legend(fontsize=7)
+    _legend(axis)
 
 
 def _plot_ewma(axis: Any, review: Review, assessment: DriftAssessment) -> None:
@@ -661,11 +687,15 @@ def _plot_ewma(axis: Any, review: Review, assessment: DriftAssessment) -> None:
     axis.set_title("EWMA of standardised random samples (baseline, then this period), one-sided limit")
     axis.set_ylabel("baseline sd")
     axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
-    axis.legend(loc="lower left", fontsize=7)
+    _legend(axis)
     axis.grid(alpha=0.3)
 
 
 def _feedback_figure(review: Review) -> bytes:
+    return _png(_feedback_chart(review))
+
+
+def _feedback_chart(review: Review) -> Any:
     """Daily thumbs-down share with its 95% band, over the number of ratings per day."""
     import matplotlib.figure
 
@@ -694,5 +724,5 @@ def _feedback_figure(review: Review) -> bytes:
     axis.set_ylabel("thumbs down (%)")
     _date_axis(axis, review)
     axis.set_title("User ratings: daily thumbs-down share")
-    axis.legend(loc="upper left", fontsize=7)
-    return _png(figure)
+    _legend(axis, counts)
+    return figure
