@@ -155,6 +155,7 @@ class Store:
         self.gauges = StoreGauges(outbox_pending=self.pending_count, jobs_pending=self.pending_jobs)
         self.engine = _engine(url_or_path, busy_timeout_seconds)
         self._dialect = self.engine.dialect.name
+        self._insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert  # with ON CONFLICT
         if self._dialect not in ("sqlite", "postgresql"):
             self.engine.dispose()
             raise ValueError(f"unsupported database {self._dialect!r}: use a SQLite file or PostgreSQL")
@@ -176,12 +177,11 @@ class Store:
 
     def _insert_ignoring_duplicates(self, connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
         """Insert rows whose primary key is new; returns how many were inserted."""
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         inserted = 0
         key = table.primary_key.columns[0]
         for start in range(0, len(rows), _INSERT_CHUNK):
             chunk = storable_rows(table, rows[start : start + _INSERT_CHUNK])
-            statement = insert(table).values(chunk).on_conflict_do_nothing().returning(key)
+            statement = self._insert(table).values(chunk).on_conflict_do_nothing().returning(key)
             inserted += len(connection.execute(statement).all())
         return inserted
 
@@ -203,7 +203,7 @@ class Store:
 
     def _upsert_jobs(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         table = judge_jobs_table
-        insert = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+        insert = self._insert(table)
         captured = ("sampling", "sample_reason", "question", "context", "answer")
         statement = insert.on_conflict_do_update(
             index_elements=[table.c.id],
@@ -282,7 +282,7 @@ class Store:
 
     def _upsert_outbox(self, connection: Connection, item: OutboxItem) -> None:
         table = outbox_table
-        insert = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+        insert = self._insert(table)
         row = storable_rows(table, [asdict(item)])[0]
         fresh = dict(delivered_at=None, dead_at=None, lease_until=None, last_error=None, attempts=0)
         changed = {name: insert.excluded[name] for name in ("created_at", "payload", "next_attempt_at")}
@@ -308,7 +308,6 @@ class Store:
         As executemany: the multi-row VALUES of the other writes compiles slowly at this size. Rows already stored
         are left as they are.
         """
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         with self.engine.begin() as connection:
             for table, records in (
                 (invocations_table, invocations),
@@ -317,7 +316,7 @@ class Store:
             ):
                 rows = storable_rows(table, [asdict(record) for record in records])
                 for begin in range(0, len(rows), 1_000):
-                    connection.execute(insert(table).on_conflict_do_nothing(), rows[begin : begin + 1_000])
+                    connection.execute(self._insert(table).on_conflict_do_nothing(), rows[begin : begin + 1_000])
 
     @property
     def location(self) -> str:
@@ -383,12 +382,6 @@ class Store:
         table = judge_jobs_table
         closing = update(table).where(table.c.id.in_(list(ids)), open_jobs)
         return connection.execute(closing.values(done_at=utcnow(), outcome=outcome, lease_until=None)).rowcount
-
-    def release_jobs(self, ids: Sequence[str]) -> None:
-        """Give back claimed jobs that were not judged (the process is closing), so any process can claim them now."""
-        table = judge_jobs_table
-        with self.engine.begin() as connection:
-            connection.execute(update(table).where(table.c.id.in_(list(ids)), open_jobs).values(lease_until=None))
 
     def request_judgement(self, run_id: str, trace_id: str, *, request_id: str | None, project: str | None) -> bool:
         """Ask whichever process still holds this run's trace to judge it (a thumbs-down reached another process).
@@ -495,13 +488,8 @@ class Store:
         """LangSmith confirmed these items; with `version` (the sent item's `created_at`), only if the item was not
         rewritten meanwhile (a changed rating sent while an older version was in flight)."""
         table = outbox_table
-        values = dict(attempts=table.c.attempts + 1, delivered_at=utcnow(), lease_until=None)
-        if version is None:
-            self._update_undone(ids, **values)
-            return
-        with self.engine.begin() as connection:
-            same = and_(table.c.id.in_(list(ids)), undone, table.c.created_at == version)
-            connection.execute(update(table).where(same).values(**values))
+        unchanged = () if version is None else (table.c.created_at == version,)
+        self._update_undone(ids, *unchanged, attempts=table.c.attempts + 1, delivered_at=utcnow(), lease_until=None)
 
     def mark_failed(self, id: str, error: str, retry_at: datetime) -> None:
         """A delivery attempt failed; try again at `retry_at`."""
@@ -527,12 +515,12 @@ class Store:
         """Give back claimed items that were not attempted (LangSmith is down): no attempt counted."""
         self._update_undone(ids, next_attempt_at=retry_at, lease_until=None)
 
-    def _update_undone(self, ids: Sequence[str], **values: Any) -> None:
+    def _update_undone(self, ids: Sequence[str], *conditions: Any, **values: Any) -> None:
         if not ids:
             return
         table = outbox_table
         with self.engine.begin() as connection:
-            connection.execute(update(table).where(table.c.id.in_(list(ids)), undone).values(**values))
+            connection.execute(update(table).where(table.c.id.in_(list(ids)), undone, *conditions).values(**values))
 
     def pending_count(self) -> int:
         """Items not yet delivered (due now or waiting for a retry); parked ones are not counted."""
