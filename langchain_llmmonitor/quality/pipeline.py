@@ -199,9 +199,9 @@ class QualityPipeline(Worker[EvaluationJob]):
     # The workers ------------------------------------------------------------------------------------------------
 
     def _work(self, batch: list[EvaluationJob]) -> float | None:
-        for job in batch:
+        for job in batch:  # submitted in memory: scrubbed here (a stored job was scrubbed by the store writer)
             self._queue_depth.dec()
-            self._evaluate(job)
+            self._evaluate(replace(job, item=scrubbed(job.item)))
         if self._jobs is None or self._board.closed:
             return None
         return 0.0 if self._judge_claimed(self._jobs) else None  # claimed one: look for the next at once
@@ -248,7 +248,6 @@ class QualityPipeline(Worker[EvaluationJob]):
 
     def _evaluate(self, job: EvaluationJob) -> None:
         """Judge one job and record the outcome; nothing here may escape and kill the worker."""
-        job = replace(job, item=scrubbed(job.item))
         started = self._clock()
         key = self._cache.key(self._judge, self._judge_name, job.item)
         cached = self._cache.get(key)

@@ -36,6 +36,11 @@ _DROPS_LOGGED_EVERY_S = 1.0
 StoreWrite = InvocationRecord | EvaluationJob
 
 
+def _scrubbed(item: StoreWrite) -> StoreWrite:
+    """A job's captured text without credentials: it is stored, judged, and may be quoted by the judge's reason."""
+    return replace(item, item=scrubbed(item.item)) if isinstance(item, EvaluationJob) else item
+
+
 def _kind(item: StoreWrite) -> str:
     return "invocation" if isinstance(item, InvocationRecord) else "judge_job"
 
@@ -95,6 +100,7 @@ class StoreWriter(Worker[StoreWrite]):
 
     def _store_batch(self, batch: list[StoreWrite]) -> None:
         """Write the batch, waiting out an outage with backoff; give up only when the writer stops."""
+        batch = [_scrubbed(item) for item in batch]  # once, not at every retry or split
         delay = _FIRST_RETRY_S
         while True:
             try:
@@ -119,8 +125,7 @@ class StoreWriter(Worker[StoreWrite]):
         """One transaction for the batch; when a row makes it fail, halves until that row alone is lost."""
         try:
             invocations = [item for item in batch if isinstance(item, InvocationRecord)]
-            jobs = [replace(item, item=scrubbed(item.item)) for item in batch if isinstance(item, EvaluationJob)]
-            self._store.add_invocations(invocations, jobs)
+            self._store.add_invocations(invocations, [item for item in batch if isinstance(item, EvaluationJob)])
         except Exception as error:
             if is_outage(error):
                 raise
