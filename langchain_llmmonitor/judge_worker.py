@@ -21,7 +21,7 @@ from .config import JudgeConfig, LangSmithConfig
 from .core.judging import Judge
 from .core.text import scrub
 from .quality import QualityPipeline
-from .quality.judges import OfflineJudge, default_judge
+from .quality.judges import DEFAULT_OPENAI_MODEL, OfflineJudge, default_judge
 from .telemetry.logs import default_logger
 from .telemetry.metrics import metrics_for
 
@@ -36,7 +36,7 @@ def load_judge(spec: str) -> Judge:
     if spec == "openai":
         from .quality.judges.openai_judge import OpenAIJudge
 
-        return OpenAIJudge(model="gpt-4o-mini")
+        return OpenAIJudge(model=DEFAULT_OPENAI_MODEL)
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"--judge must be auto, offline, openai or module:attribute, got {spec!r}")

@@ -210,7 +210,7 @@ class Monitor(CallbackHandler):
     def _judge_rated_down(self, ref: RunRef) -> None:
         """A thumbs-down forces a judgement: here when this process holds the trace, else by whichever process on
         the store does (under `uvicorn --workers N` the rating often reaches another process than the answer)."""
-        if not self._judge_after_negative_feedback(ref) and self.store is not None:
+        if not self._judge_after_negative_feedback(ref.run_id) and self.store is not None:
             self.store.request_judgement(ref.run_id, ref.trace_id, request_id=ref.request_id, project=ref.project)
 
     # Lifecycle ------------------------------------------------------------------------------------------------------

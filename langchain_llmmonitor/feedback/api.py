@@ -95,7 +95,8 @@ class FeedbackIn(BaseModel):
     @classmethod
     def _plain_text(cls, value: str | None, info: Any) -> str | None:
         name = info.field_name
-        problem = None if value is None else text_problem(name, value, max_chars=10**6, multiline=name == "comment")
+        # lengths are the fields' own constraints (the comment's is the recorder's, which is configurable)
+        problem = None if value is None else text_problem(name, value, max_chars=None, multiline=name == "comment")
         if problem is not None:
             raise ValueError(problem)
         return value

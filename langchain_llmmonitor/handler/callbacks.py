@@ -770,11 +770,11 @@ class CallbackHandler(BaseCallbackHandler):
             return None
         return RunRef(run_id=trace.run_id, trace_id=trace.trace_id, request_id=trace.request_id, project=trace.project)
 
-    def _judge_after_negative_feedback(self, ref: RunRef) -> bool:
+    def _judge_after_negative_feedback(self, run_id: str) -> bool:
         """A user's thumbs-down forces an evaluation of that trace, if it is remembered here and was not judged;
         False when this process does not remember the trace (another one may)."""
         recent = self._recent
-        trace = recent.find(ref.run_id) if recent is not None else None
+        trace = recent.find(run_id) if recent is not None else None
         if trace is None:
             return False
         if trace.answer is not None and recent.claim_evaluation(trace):  # type: ignore[union-attr]
@@ -784,7 +784,7 @@ class CallbackHandler(BaseCallbackHandler):
     def _fulfil_judgement_requests(self, run_ids: Sequence[str]) -> None:
         """Judge the runs that users rated down in other processes, when this process holds their traces."""
         for run_id in run_ids:
-            self._judge_after_negative_feedback(RunRef(run_id=run_id, trace_id=run_id))
+            self._judge_after_negative_feedback(run_id)
 
     def _stop_receiving(self) -> None:
         """From now on LangChain does not call this handler; runs still in flight are given up (and counted)."""

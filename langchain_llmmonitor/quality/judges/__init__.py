@@ -56,10 +56,14 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+"""The judge model used when an OpenAI judge is asked for without a model (`Monitor()`, `llmmonitor worker`)."""
+
+
 def default_judge(prices: "PriceTable | None" = None) -> Judge:
     """OpenAI's gpt-4o-mini when `OPENAI_API_KEY` is set, else the offline judge (no network, no key)."""
     if os.environ.get("OPENAI_API_KEY"):
         from .openai_judge import OpenAIJudge
 
-        return OpenAIJudge(model="gpt-4o-mini", prices=prices)
+        return OpenAIJudge(model=DEFAULT_OPENAI_MODEL, prices=prices)
     return OfflineJudge()
