@@ -319,26 +319,29 @@ def test_worker_refuses_a_judge_it_cannot_use(tmp_path: Path, spec: str, problem
 
 
 @pytest.mark.slow
-def test_under_uvicorn_workers_every_thumbs_down_is_judged_whichever_worker_it_reaches(tmp_path: Path) -> None:
-    """`uvicorn --workers 2`: 12 answers, each rated down on a fresh connection; every one is judged once, also the
-    ones whose rating reached the worker that did not answer."""
+def test_two_app_processes_judge_every_thumbs_down_whichever_one_it_reaches(tmp_path: Path) -> None:
+    """Two uvicorn app processes on one store (as `--workers 2`, but each on its own port so that which process gets
+    a rating is chosen, not left to the kernel): 12 answers from the first, rated down alternately on the first and
+    on the second, which never saw them; every one is judged once."""
     path = tmp_path / "monitor.db"
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests._fleet_app:app", "--workers", "2", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "LLMMONITOR_TEST_STORE": str(path)},
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    ports = [_free_port(), _free_port()]
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "tests._fleet_app:app", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, "LLMMONITOR_TEST_STORE": str(path)},
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        _wait_for(lambda: httpx.get(f"{url}/docs").status_code == 200, timeout=30)
-        answered = [httpx.post(f"{url}/ask") for _ in range(12)]
-        crossed = 0
-        for answer in answered:
-            rated = _rate_down(url, answer.json()["run_id"])  # each a fresh connection: either worker takes it
-            crossed += rated.headers["X-Worker-Pid"] != answer.headers["X-Worker-Pid"]
-        assert crossed > 0
+        for url in urls:
+            _wait_for(lambda url=url: httpx.get(f"{url}/docs").status_code == 200, timeout=30)
+        answered = [httpx.post(f"{urls[0]}/ask") for _ in range(12)]
+        rated = [_rate_down(urls[index % 2], answer.json()["run_id"]) for index, answer in enumerate(answered)]
+        pids = {answer.headers["X-Worker-Pid"] for answer in answered}
+        assert len(pids) == 1 and sum(r.headers["X-Worker-Pid"] not in pids for r in rated) == 6
         store = Store(path)
         _wait_for(lambda: len(list(store.evaluations(*EVER))) == 12, timeout=30)
         evaluations = list(store.evaluations(*EVER))
@@ -346,8 +349,9 @@ def test_under_uvicorn_workers_every_thumbs_down_is_judged_whichever_worker_it_r
         assert {e.sample_reason for e in evaluations} == {"feedback"}
         store.close()
     finally:
-        server.terminate()
-        server.wait(30)
+        for server in servers:
+            server.terminate()
+            server.wait(30)
 
 
 def _rate_down(url: str, run_id: str) -> Any:
