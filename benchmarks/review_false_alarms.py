@@ -111,28 +111,51 @@ def midweek_drop(seeds: range, *, per_week: int) -> dict[str, float]:
     return {name: count / len(seeds) for name, count in caught.items()}
 
 
+SCENARIOS = {  # name: (generate_history scenario, its options)
+    "stable": ("stable", {}),
+    "degradation": ("degradation", {}),
+    "release": ("release", {}),
+    "release as good as v1": ("release", {"release_quality": {}}),
+}
+
+
 def whole_review(task: tuple[str, int]) -> dict[str, str]:
-    """The verdicts of one simulated history's last week, as `llmmonitor review` would give them."""
-    scenario, seed = task
+    """The verdicts of one simulated history's last week, as `llmmonitor review` would give them: the overall ones by
+    criterion, and the segments' as "app_version=v2 faithfulness"."""
+    name, seed = task
+    scenario, options = SCENARIOS[name]
     now = START + 6 * WEEK
     with tempfile.TemporaryDirectory() as directory:
         store = Store(Path(directory) / "monitor.db")
         try:
-            generate_history(store, scenario=scenario, seed=seed, now=now)  # type: ignore[arg-type]
+            generate_history(store, scenario=scenario, seed=seed, now=now, **options)  # type: ignore[arg-type]
             result = build_review(store, until=now, alpha=REVIEW_ALPHA)
         finally:
             store.close()
-    return {criterion.name: criterion.verdict for criterion in result.criteria}
+    verdicts = {criterion.name: criterion.verdict for criterion in result.criteria}
+    for segment in result.segments:
+        verdicts |= {f"{segment.key}={segment.value} {c.name}": c.verdict for c in segment.criteria}
+    return verdicts
 
 
 def whole_review_rates(scenario: str, seeds: range, workers: int) -> dict[str, float]:
     with ProcessPoolExecutor(workers) as pool:
         verdicts = list(pool.map(whole_review, [(scenario, seed) for seed in seeds], chunksize=4))
+    overall = [name for name in verdicts[0] if " " not in name]
     rates = {
         "any degraded": sum("degraded" in v.values() for v in verdicts),
         "any improved": sum("improved" in v.values() for v in verdicts),
-        **{f"{name} degraded": sum(v[name] == "degraded" for v in verdicts) for name in verdicts[0]},
+        **{f"{name} degraded": sum(v[name] == "degraded" for v in verdicts) for name in overall},
     }
+    if any(len(v) > len(overall) for v in verdicts):
+        for value in ("v1", "v2"):
+            prefix = f"app_version={value} "
+            rates[f"{value}: any degraded"] = sum(
+                any(k.startswith(prefix) and x == "degraded" for k, x in v.items()) for v in verdicts
+            )
+            rates[f"{value}: faithfulness degraded"] = sum(
+                v.get(prefix + "faithfulness") == "degraded" for v in verdicts
+            )
     return {name: count / len(verdicts) for name, count in rates.items()}
 
 
@@ -192,6 +215,8 @@ def main() -> None:
     for scenario, description in [
         ("stable", "stable (faithfulness 4.2, relevance 4.4, completeness 4.0, hallucination 5%)"),
         ("degradation", "degradation (last week: faithfulness 4.2 -> 3.6 day by day, mean 3.9; hallucination 12%)"),
+        ("release", "release (last week: app_version v2 on half the traffic, faithfulness 3.6, hallucination 12%)"),
+        ("release as good as v1", "release as good as v1 (v2 on half the last week's traffic, nothing changed)"),
     ]:
         print(f"  {description}:")
         for name, rate in whole_review_rates(scenario, review_seeds, options.workers).items():

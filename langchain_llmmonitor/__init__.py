@@ -10,6 +10,7 @@ from .config import (
     MonitorConfig,
     RunsConfig,
     SamplingConfig,
+    SegmentConfig,
     StoreConfig,
 )
 from .core.errors import FeedbackConflictError, InvalidFeedbackError, UnknownRunError
@@ -46,6 +47,7 @@ __all__ = [
     "RunsConfig",
     "SamplingConfig",
     "Scores",
+    "SegmentConfig",
     "StoreConfig",
     "UnknownRunError",
     "Verdict",

@@ -79,9 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--scenario",
-        choices=("degradation", "stable"),
+        choices=("degradation", "stable", "release"),
         default="degradation",
-        help="what the simulated history does (default: a slow degradation in the last week)",
+        help="what the simulated history does (default: a slow degradation in the last week; release: only the "
+        "new app_version v2 of the last week is worse)",
     )
     demo.add_argument(
         "--port", type=int, default=9464, help="port for /metrics on 127.0.0.1 (default 9464, 0 = any free)"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.ratings import SCALE_NAMES
+from .core.segments import DEFAULT_SEGMENT_KEYS
 from .core.settings import check, from_mapping, number_problem
 from .core.vocabulary import EVALUATE_TAG
 
@@ -32,6 +33,7 @@ __all__ = [
     "MonitorConfig",
     "RunsConfig",
     "SamplingConfig",
+    "SegmentConfig",
     "StoreConfig",
 ]
 
@@ -135,6 +137,35 @@ class CaptureConfig:
                     number_problem(name, getattr(self, name), integer=True, minimum=1)
                     for name in ("max_documents", "max_document_chars", "max_context_chars", "max_text_chars")
                 ),
+            ],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmentConfig:
+    """The dimensions each invocation and evaluation is stored with, so the weekly review can say which release,
+    prompt, model or chain moved. Stored, never metric labels (`core.segments`).
+
+    Args:
+        keys: read from the root run's `config["metadata"]`, else from its tags written `key:value`; `model` (the
+            model of the trace's last LLM call) and `chain` (the root's name) are filled in when not declared. Keep
+            them low-cardinality: the review tests each value with enough samples, and splits its alpha among them.
+        max_value_chars: a longer value is cut.
+    """
+
+    keys: tuple[str, ...] = DEFAULT_SEGMENT_KEYS
+    max_value_chars: int = 64
+
+    def __post_init__(self) -> None:
+        keys = self.keys
+        if isinstance(keys, str) or not isinstance(keys, Collection):
+            raise TypeError(f"SegmentConfig.keys must be a sequence of metadata keys (strings), got {keys!r}")
+        object.__setattr__(self, "keys", tuple(dict.fromkeys(keys)))
+        check(
+            self,
+            [
+                *(_key_problem(key) for key in self.keys),
+                number_problem("max_value_chars", self.max_value_chars, integer=True, minimum=1, maximum=200),
             ],
         )
 
@@ -338,7 +369,7 @@ class MonitorConfig:
     """Every setting of a Monitor. Frozen: derive a variant with `dataclasses.replace` or `with_overrides`.
 
     Args:
-        runs, sampling, capture, judge, store, langsmith, feedback: the groups above.
+        runs, sampling, capture, segments, judge, store, langsmith, feedback: the groups above.
         prices: the price table for cost; the shipped one by default.
         shutdown_timeout_seconds: how long `close()` (and the interpreter's exit) waits for each background worker
             to drain what it holds.
@@ -347,6 +378,7 @@ class MonitorConfig:
     runs: RunsConfig = field(default_factory=RunsConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
+    segments: SegmentConfig = field(default_factory=SegmentConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     langsmith: LangSmithConfig = field(default_factory=LangSmithConfig)
@@ -388,6 +420,7 @@ _GROUPS = {
     "runs": RunsConfig,
     "sampling": SamplingConfig,
     "capture": CaptureConfig,
+    "segments": SegmentConfig,
     "judge": JudgeConfig,
     "store": StoreConfig,
     "langsmith": LangSmithConfig,
@@ -405,3 +438,9 @@ def _text_problem(name: str, value: Any, *, optional: bool = False) -> str | Non
     if isinstance(value, str) and value.strip():
         return None
     return f"{name} must be a non-empty string{' or None' if optional else ''}, got {value!r}"
+
+
+def _key_problem(key: Any) -> str | None:
+    if isinstance(key, str) and key.strip() and not any(sep in key for sep in ":="):
+        return None
+    return f"keys must be non-empty strings without ':' or '=' (tags are written key:value), got {key!r}"

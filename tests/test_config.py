@@ -53,6 +53,8 @@ WALK: dict[str, tuple[Any, Callable[[Monitor], Any]]] = {
     "capture.max_document_chars": (300, lambda m: m._capture.max_document_chars),
     "capture.max_context_chars": (900, lambda m: m._capture.max_context_chars),
     "capture.max_text_chars": (500, lambda m: m._capture.max_text_chars),
+    "segments.keys": (("model", "release"), lambda m: tuple(sorted(m._segment_keys))),
+    "segments.max_value_chars": (12, lambda m: m._segment_chars),
     "judge.workers": (3, lambda m: m._quality._thread_count),
     "judge.queue_size": (7, lambda m: m._quality._board.capacity),
     "judge.max_evaluations_per_hour": (40, lambda m: m._quality._budget._max_evaluations),
@@ -292,6 +294,24 @@ def test_shortcuts_win_over_the_config(tmp_path: Path):
             id="judge-jobs",
         ),
         pytest.param({"store": {"outbox": 1}}, ValueError, "outbox must be true or false, got 1", id="outbox"),
+        pytest.param(
+            {"segments": {"keys": ["app_version", "tier:gold"]}},
+            ValueError,
+            "keys must be non-empty strings without ':' or '=' (tags are written key:value), got 'tier:gold'",
+            id="segment-key",
+        ),
+        pytest.param(
+            {"segments": {"keys": "app_version"}},
+            TypeError,
+            "SegmentConfig.keys must be a sequence of metadata keys (strings), got 'app_version'",
+            id="segment-keys-as-text",
+        ),
+        pytest.param(
+            {"segments": {"max_value_chars": 500}},
+            ValueError,
+            "max_value_chars must be an integer from 1 to 200, got 500",
+            id="segment-value-length",
+        ),
         pytest.param(["sampling"], TypeError, "MonitorConfig configuration must be a mapping", id="not-a-mapping"),
     ],
 )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,7 @@ class InvocationRecord:
     cost_usd: float | None = None
     request_id: str | None = None
     project: str | None = None
+    segments: Mapping[str, str] = field(default_factory=dict)  # app_version, model, ... (core.segments)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +74,7 @@ class EvaluationRecord:
     judge_prompt_tokens: int = 0
     judge_completion_tokens: int = 0
     judge_cost_usd: float | None = None
+    segments: Mapping[str, str] = field(default_factory=dict)  # those of the judged invocation
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,4 +132,5 @@ class EvaluationJob:
     sample_reason: str  # "rate", "metadata", "error", "tag", "feedback"
     request_id: str | None = None
     project: str | None = None
+    segments: Mapping[str, str] = field(default_factory=dict)
     id: str = field(default_factory=new_id)  # `evaluation_id(run_id)` for a trace's job; the evaluation's id too

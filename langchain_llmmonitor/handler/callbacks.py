@@ -31,6 +31,7 @@ from langsmith.run_helpers import get_current_run_tree
 
 from ..config import MonitorConfig
 from ..core.records import EvaluationJob, InvocationRecord, RunRef, evaluation_id
+from ..core.segments import declared_segments, trace_segments
 from ..core.text import describe_error
 from ..core.usage import Usage
 from ..core.vocabulary import CANCELLED, ERROR, INTERRUPTED, JUDGE_TAG, SUCCESS, UNKNOWN_MODEL
@@ -152,6 +153,8 @@ class CallbackHandler(BaseCallbackHandler):
         self._evaluate_errors = config.sampling.evaluate_errors
         self._evaluate_without_context = config.sampling.evaluate_without_context
         self._capture = config.capture
+        self._segment_keys = frozenset(config.segments.keys)
+        self._segment_chars = config.segments.max_value_chars
         self._project = config.langsmith.project
         self._evaluations = evaluations
         self._invocations = invocations
@@ -247,6 +250,8 @@ class CallbackHandler(BaseCallbackHandler):
             run = Run(LLM, now, trace, model or "", True)
         if metadata and is_mapping(metadata):
             run.provider = metadata.get("ls_provider")
+        if model:
+            run.trace.model = model  # the last call's model is the trace's `model` segment
         key = run_id.int
         self._runs.add(key, run)
         run.trace.open_llm_runs.add(key)
@@ -528,6 +533,8 @@ class CallbackHandler(BaseCallbackHandler):
             if request_id is not None:
                 trace.request_id = str(request_id)[:_MAX_REQUEST_ID_CHARS]
         trace.sample = self._sampler.at_start(trace.trace_id, metadata, tags)
+        if metadata or tags:
+            trace.segments = declared_segments(self._segment_keys, metadata, tags, self._segment_chars)
         return trace
 
     def _end(self, run_id: UUID, kind: str, event: str) -> Entry | None:
@@ -666,14 +673,18 @@ class CallbackHandler(BaseCallbackHandler):
         if error is not None or self._info_enabled:
             self._log_invocation(run_id, trace, status, elapsed, error)
         evaluated = False
+        decision = None
         if status == SUCCESS and answer is not None:
             decision = trace.sample
             if decision is None and trace.failed_steps and self._evaluate_errors:
                 decision = AFTER_ERROR
-            if decision:
-                evaluated = self._submit(decision, run_id, trace, inputs, trace.documents, answer)
+        if not decision and self._invocations is None:
+            return
+        segments = trace_segments(self._segment_keys, trace.segments, trace.model, trace.name, self._segment_chars)
+        if decision:
+            evaluated = self._submit(decision, run_id, trace, inputs, trace.documents, answer, segments)
         if self._invocations is not None:
-            self._record_invocation(run_id, trace, status, elapsed, inputs, answer, evaluated)
+            self._record_invocation(run_id, trace, status, elapsed, inputs, answer, evaluated, segments)
 
     def _log_invocation(
         self, run_id: UUID, trace: Trace, status: str, elapsed: float, error: BaseException | None
@@ -696,7 +707,15 @@ class CallbackHandler(BaseCallbackHandler):
             self._log.warning("invocation", error=describe_error(error), **fields)
 
     def _record_invocation(
-        self, run_id: UUID, trace: Trace, status: str, elapsed: float, inputs: Any, answer: Any, evaluated: bool
+        self,
+        run_id: UUID,
+        trace: Trace,
+        status: str,
+        elapsed: float,
+        inputs: Any,
+        answer: Any,
+        evaluated: bool,
+        segments: dict[str, str],
     ) -> None:
         """Queue the invocation for the store and remember it for feedback; the write happens on a background thread."""
         project = self.project
@@ -713,6 +732,7 @@ class CallbackHandler(BaseCallbackHandler):
                 cost_usd=None if trace.unpriced_calls else trace.cost_usd,
                 request_id=trace.request_id,
                 project=project,
+                segments=segments,
             )
         )
         self._recent.remember(  # type: ignore[union-attr]
@@ -725,11 +745,19 @@ class CallbackHandler(BaseCallbackHandler):
                 documents=trace.documents,
                 answer=answer if status == SUCCESS else None,
                 evaluated=evaluated or trace.sample is False,
+                segments=segments,
             )
         )
 
     def _submit(
-        self, decision: SampleDecision, run_id: Any, trace: Any, inputs: Any, documents: Sequence[Any], answer: Any
+        self,
+        decision: SampleDecision,
+        run_id: Any,
+        trace: Any,
+        inputs: Any,
+        documents: Sequence[Any],
+        answer: Any,
+        segments: dict[str, str],
     ) -> bool:
         """Queue a judge evaluation of a finished trace; cheap, never blocks (the judge runs on a worker)."""
         item = evaluation_input(self._capture, inputs, documents, answer)
@@ -749,6 +777,7 @@ class CallbackHandler(BaseCallbackHandler):
             sample_reason=decision.reason,
             request_id=trace.request_id,
             project=self.project,
+            segments=segments,
         )
         return self._evaluations.submit(job)
 
@@ -778,7 +807,9 @@ class CallbackHandler(BaseCallbackHandler):
         if trace is None:
             return False
         if trace.answer is not None and recent.claim_evaluation(trace):  # type: ignore[union-attr]
-            self._submit(AFTER_FEEDBACK, trace.run_id, trace, trace.inputs, trace.documents, trace.answer)
+            self._submit(
+                AFTER_FEEDBACK, trace.run_id, trace, trace.inputs, trace.documents, trace.answer, trace.segments
+            )
         return True
 
     def _fulfil_judgement_requests(self, run_ids: Sequence[str]) -> None:

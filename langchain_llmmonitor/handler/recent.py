@@ -24,6 +24,7 @@ class FinishedTrace:
     documents: list[Any]
     answer: Any
     evaluated: bool
+    segments: dict[str, str]
 
 
 class RecentTraces:

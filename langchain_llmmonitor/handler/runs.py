@@ -44,12 +44,14 @@ class Trace:
         "finish",
         "inputs",
         "llm_calls",
+        "model",
         "name",
         "open_llm_runs",
         "paused",
         "request_id",
         "run_id",
         "sample",
+        "segments",
         "started",
         "trace_id",
         "unpriced_calls",
@@ -76,6 +78,8 @@ class Trace:
         self.failed_steps = 0
         self.paused = False  # a step called LangGraph's interrupt(): the root returns normally, waiting for a human
         self.request_id: str | None = None
+        self.segments: dict[str, str] | None = None  # declared in the root's metadata or tags (core.segments)
+        self.model: str | None = None  # of the latest LLM call
 
     @property
     def trace(self) -> Trace:

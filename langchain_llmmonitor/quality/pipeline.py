@@ -351,6 +351,7 @@ class QualityPipeline(Worker[EvaluationJob]):
             status=ERROR if outcome.verdict is None else SUCCESS,  # a cache hit is a real score for this run
             question=clip(job.item.question, _MAX_STORED_TEXT),
             answer=clip(job.item.answer, _MAX_STORED_TEXT),
+            segments=job.segments,
         )
         delay = _FIRST_RETRY_S
         while True:  # the write is idempotent (the record's id), so a retry never doubles it

@@ -7,6 +7,10 @@ Choices, and why:
   measured on whole simulated reviews: 4.5% of stable weeks get any "degraded". The price, at 150 random samples a
   week (benchmarks/review_false_alarms.py): a 4.2 -> 3.9 faithfulness drop is caught in its first week 86% of the
   time instead of 96% (94% / 99% within two weeks), a 5% -> 10% hallucination rate 48% instead of 69%.
+* Segments (`_segments`): the same verdicts per value of each stored dimension (app_version, model, ...) that takes
+  two values or more this period, so a regression in one release is not diluted by the rest of the traffic. When any
+  is tested, half of `alpha` goes to the segment verdicts (split evenly) and half to the overall four; otherwise the
+  overall four keep all of it.
 * History: the baseline is the `baseline_weeks` periods before the window, but twice that many periods are loaded so
   that the verdict procedure can skip earlier periods that were already degraded (see `_drift`).
 * User ratings are described (rate and 95% Wilson interval, this period and baseline), not tested: raters are
@@ -47,6 +51,8 @@ from ._model import (
     FeedbackComment,
     ForcedSummary,
     Review,
+    SegmentCriterion,
+    SegmentReview,
     Sources,
     Status,
     UsageStats,
@@ -61,6 +67,7 @@ from ._records import (
     judged_from_store,
     rating_from_store,
 )
+from ._segments import SEGMENT_SHARE_OF_ALPHA, find_releases, plan_segments, review_segments
 
 if TYPE_CHECKING:
     from ._langsmith import RemoteData
@@ -104,11 +111,8 @@ def build_review(
     ratings = local.ratings + (remote.ratings if remote is not None else [])
     linker = _run_linker(langsmith_client, langsmith_url, run_url_template, project, remote)
 
-    verdict_alpha = alpha / len(CRITERIA)
-    criteria = tuple(
-        _criterion(spec, judged, window_start, display_start, until, baseline_weeks, verdict_alpha, min_samples, seed)
-        for spec in CRITERIA
-    )
+    verdicts = _verdicts(judged, window_start, display_start, until, baseline_weeks, alpha, min_samples, seed)
+    criteria, segments = verdicts.criteria, verdicts.segments
     in_window = [j for j in judged if window_start <= j.at < until]
     feedback = _user_feedback(ratings, window_start, display_start, until, linker)
     agreement = judge_human_agreement(
@@ -128,10 +132,13 @@ def build_review(
         display_start=display_start,
         baseline_weeks=baseline_weeks,
         alpha=alpha,
-        verdict_alpha=verdict_alpha,
-        status=_status(criteria),
+        verdict_alpha=verdicts.verdict_alpha,
+        status=_status(criteria, segments),
         highlights=(),
         criteria=criteria,
+        segments=segments,
+        segment_alpha=verdicts.segment_alpha,
+        releases=find_releases(judged, display_start=display_start, until=until),
         judge_changes=_judge_changes(criteria),
         forced=_forced(in_window, criteria),
         user_feedback=feedback,
@@ -153,6 +160,48 @@ def _check_arguments(
         raise ValueError("since must be positive, baseline_weeks >= 1 and alpha in (0, 1)")
     if langsmith_client is not None and not project:
         raise ValueError("reading LangSmith needs the project name")
+
+
+@dataclass(frozen=True)
+class _Verdicts:
+    criteria: tuple[CriterionReview, ...]
+    segments: tuple[SegmentReview, ...]
+    verdict_alpha: float
+    segment_alpha: float | None
+
+
+def _verdicts(
+    judged: Sequence[Judged],
+    window_start: datetime,
+    display_start: datetime,
+    until: datetime,
+    baseline_weeks: int,
+    alpha: float,
+    min_samples: int,
+    seed: int,
+) -> _Verdicts:
+    """The overall verdicts and each tested segment's, sharing `alpha` (half to the segments when there are any)."""
+    plan = plan_segments(
+        judged, baseline_start=display_start, window_start=window_start, until=until, min_samples=min_samples
+    )
+    segment_alpha = alpha * SEGMENT_SHARE_OF_ALPHA / (len(plan) * len(CRITERIA)) if plan else None
+    verdict_alpha = alpha * (1 - SEGMENT_SHARE_OF_ALPHA if plan else 1) / len(CRITERIA)
+    criteria = tuple(
+        _criterion(spec, judged, window_start, display_start, until, baseline_weeks, verdict_alpha, min_samples, seed)
+        for spec in CRITERIA
+    )
+    segments = review_segments(
+        plan,
+        judged,
+        CRITERIA,
+        window_start=window_start,
+        until=until,
+        baseline_weeks=baseline_weeks,
+        alpha=segment_alpha or alpha,
+        min_samples=min_samples,
+        seed=seed,
+    )
+    return _Verdicts(criteria, segments, verdict_alpha, segment_alpha)
 
 
 @dataclass(frozen=True)
@@ -227,10 +276,11 @@ def _run_linker(
     )
 
 
-def _status(criteria: Sequence[CriterionReview]) -> Status:
-    """One word for the whole review: degraded if any criterion is, unknown only if every criterion lacks samples."""
+def _status(criteria: Sequence[CriterionReview], segments: Sequence[SegmentReview]) -> Status:
+    """One word for the whole review: degraded if any criterion is, overall or in a segment; unknown only if every
+    overall criterion lacks samples."""
     verdicts = [criterion.verdict for criterion in criteria]
-    if "degraded" in verdicts:
+    if "degraded" in verdicts or any(segment.status == "degraded" for segment in segments):
         return "degraded"
     if all(verdict == "not_enough_samples" for verdict in verdicts):
         return "not_enough_samples"
@@ -502,6 +552,12 @@ def _highlights(review: Review) -> list[str]:
         lines.append(
             f"{criterion.label} DEGRADED: {criterion.summary}. Look at the lowest-scored answers below{focus}."
         )
+    lines += _segment_lines(review)
+    for release in review.releases:
+        if review.window_start <= release.at < review.window_end:
+            lines.append(
+                f"New {release.key} {release.value} first seen on {_day(release.at)} ({release.at:%H:%M} UTC)."
+            )
     shown = [c for c in review.judge_changes if review.display_start <= c.at < review.window_end]
     for change in shown:
         lines.append(
@@ -521,7 +577,7 @@ def _highlights(review: Review) -> list[str]:
         parts = [_level_change(c) for c in stable]
         lines.append(
             f"No significant change: {', '.join(parts)} (each tested at alpha {review.verdict_alpha:.4g}, "
-            f"{review.alpha:g} across all {len(review.criteria)} verdicts)."
+            f"{review.alpha:g} across all {_verdict_count(review)} verdicts)."
         )
     lines.append(_feedback_line(review.user_feedback, word))
     lines.append(" ".join(filter(None, (review.agreement.reading, review.agreement.hint))))
@@ -534,6 +590,43 @@ def _highlights(review: Review) -> list[str]:
         )
     lines.append(_usage_line(review.usage, word))
     return lines
+
+
+def _verdict_count(review: Review) -> int:
+    """Verdicts sharing the review's alpha: the overall criteria and every segment's."""
+    return len(review.criteria) + sum(len(segment.criteria) for segment in review.segments)
+
+
+def _segment_lines(review: Review) -> list[str]:
+    """Where a segment degraded, name it, and say how the other values of its key fared on that criterion."""
+    lines = []
+    for segment in review.segments:
+        for criterion in segment.criteria:
+            if criterion.verdict != "degraded":
+                continue
+            others = [
+                f"{other.value} {_segment_level(c)}"
+                for other in review.segments
+                if other.key == segment.key and other.value != segment.value
+                for c in other.criteria
+                if c.name == criterion.name
+            ]
+            against = "" if segment.baseline == "segment" else f" (new this {review.period_word}: against all traffic)"
+            rest = f"; other {segment.key}s: {', '.join(others)}" if others else ""
+            lines.append(
+                f"{criterion.label} DEGRADED in {segment.key} {segment.value}{against}: {criterion.summary}{rest}."
+            )
+    return lines
+
+
+def _segment_level(criterion: SegmentCriterion) -> str:
+    """ "stable (4.21 → 4.18)": a segment criterion's verdict and its baseline and current means."""
+    word = criterion.verdict.replace("_", " ")
+    if criterion.current_mean is None or criterion.baseline_mean is None:
+        return word
+    if criterion.kind == "rate":
+        return f"{word} ({100 * criterion.baseline_mean:.1f}% → {100 * criterion.current_mean:.1f}%)"
+    return f"{word} ({criterion.baseline_mean:.2f} → {criterion.current_mean:.2f})"
 
 
 def _level_change(criterion: CriterionReview) -> str:

@@ -4,8 +4,12 @@ The scenarios, per week of `per_week` random judge evaluations (a `sample_rate` 
 * "stable": faithfulness 4.2, relevance 4.4, completeness 4.0 (1-5, sd ~1), hallucination 5%, 2% errors.
 * "degradation": the same, except that in the last week faithfulness slides day by day from 4.2 to 3.6 (a weekly
   mean of 3.9: the slow drop the review exists to catch, DESIGN "numbers that matter") and hallucination rises to 12%.
+* "release": stable, except that at the start of the last week a release, app_version v2, takes `release_share` of
+  the traffic, and its answers are worse: faithfulness 3.6 and hallucination 12%; v1 stays as it was.
+Every row carries its segments (app_version, model, chain), as the monitor stores them.
 Hallucinations go mostly to low-faithfulness answers, and thumbs-down to bad answers, so the worst samples, the
-ratings and the scores tell one story. Failed invocations are not judged (there is no answer); answers that came
+ratings and the scores tell one story: a low-scored or hallucinating answer is a wrong one, and its reason names what
+in it is unsupported. Failed invocations are not judged (there is no answer); answers that came
 after a failed step (a retry or a fallback) and thumbs-down on runs not in the random sample get forced evaluations,
 scored low, as the monitor's always-evaluate rules would. `judge_change_at_week` (1 = the oldest week)
 switches to another judge model and prompt version that scores the same answers ~0.3 lower (and finds a few more
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -32,7 +37,8 @@ from ..core.vocabulary import FORCED, NEGATIVE_RATING, POSITIVE_RATING, RANDOM, 
 from ..storage.store import Store
 from ._drift import _score_probabilities
 
-Scenario = Literal["degradation", "stable"]
+Scenario = Literal["degradation", "stable", "release"]
+SCENARIOS = ("degradation", "stable", "release")
 DEFAULT_SEED = 1
 """Verdicts are statistical: with another seed the demo's review may miss the drop (about one seed in three misses
 the hallucination rise, one in ten the faithfulness drop) or call an untouched criterion improved. With this one, at
@@ -55,24 +61,76 @@ _RECOVERED_RATE = 0.02  # answered although a step failed: the monitor's forced 
 _APP_MODEL_PRICE = (0.15e-6, 0.60e-6)  # USD per prompt / completion token (gpt-4o-mini)
 _JUDGE_PRICE = (0.40e-6, 1.60e-6)
 
+_APP_MODEL = "gpt-4o-mini"
+_CHAIN = "rag_chain"
+_RELEASE_LEVELS = {"faithfulness": 3.6, "hallucination": 0.12}
+
+
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """A question, the grounded answer, a wrong one, and what in the wrong one no document supports."""
+
+    question: str
+    answer: str
+    wrong_answer: str
+    unsupported: str
+
+
 _QA = (
-    ("How do I reset my router to factory settings?", "Hold the reset button for 10 seconds until the light blinks."),
-    ("What is the warranty period for the X200?", "The X200 comes with a two-year limited warranty."),
-    ("Can I return an opened item?", "Opened items can be returned within 30 days with the receipt."),
-    ("How long does standard shipping take?", "Standard shipping takes 3 to 5 business days."),
-    ("Does the app support two-factor authentication?", "Yes, enable it under Settings > Security."),
-    ("How do I update the firmware?", "Open the app, go to Device > Firmware and tap Update."),
-    ("Which payment methods do you accept?", "We accept cards, PayPal and bank transfer."),
-    ("Is the X200 waterproof?", "The X200 is splash resistant (IP54) but not waterproof."),
+    _Exchange(
+        "How do I reset my router to factory settings?",
+        "Hold the reset button for 10 seconds until the light blinks.",
+        "Hold the reset button for 30 seconds, then unplug the router for a minute.",
+        "the 30 seconds and unplugging the router",
+    ),
+    _Exchange(
+        "What is the warranty period for the X200?",
+        "The X200 comes with a two-year limited warranty.",
+        "The X200 comes with a five-year warranty that also covers water damage.",
+        "a five-year warranty covering water damage (the policy says two years, limited)",
+    ),
+    _Exchange(
+        "Can I return an opened item?",
+        "Opened items can be returned within 30 days with the receipt.",
+        "Opened items cannot be returned.",
+        "that opened items cannot be returned (the policy allows 30 days with the receipt)",
+    ),
+    _Exchange(
+        "How long does standard shipping take?",
+        "Standard shipping takes 3 to 5 business days.",
+        "Standard shipping takes 1 to 2 business days and is always free.",
+        "1 to 2 days and free shipping",
+    ),
+    _Exchange(
+        "Does the app support two-factor authentication?",
+        "Yes, enable it under Settings > Security.",
+        "No, the app does not support two-factor authentication.",
+        "that two-factor authentication is unsupported (the help page says it is under Settings > Security)",
+    ),
+    _Exchange(
+        "How do I update the firmware?",
+        "Open the app, go to Device > Firmware and tap Update.",
+        "Download the firmware from the website and flash it over USB.",
+        "a download and USB flashing procedure",
+    ),
+    _Exchange(
+        "Which payment methods do you accept?",
+        "We accept cards, PayPal and bank transfer.",
+        "We accept cards, PayPal, bank transfer and cryptocurrency.",
+        "cryptocurrency as a payment method",
+    ),
+    _Exchange(
+        "Is the X200 waterproof?",
+        "The X200 is splash resistant (IP54) but not waterproof.",
+        "Yes, the X200 is fully waterproof to 10 metres.",
+        "that the X200 is waterproof to 10 metres (the spec sheet says IP54, splash resistant only)",
+    ),
 )
-_REASONS = {
-    1: "The answer contradicts the retrieved policy document.",
-    2: "Most claims are not supported by the context.",
-    3: "Partly supported; one claim is not in the context.",
+_GROUNDED_REASONS = {
+    3: "Mostly supported; one detail is not stated in the context.",
     4: "Supported by the context, with a minor omission.",
     5: "Every claim is supported by the context.",
 }
-_HALLUCINATION_REASON = " It states a figure that appears in no retrieved document."
 _COMMENTS_NEGATIVE = (
     "Wrong answer, the policy says otherwise.",
     "This made up a warranty period.",
@@ -106,12 +164,18 @@ def generate_history(
     judge_change_at_week: int | None = None,
     sample_rate: float = 0.25,
     project: str | None = None,
+    release_share: float = 0.5,
+    release_quality: Mapping[str, float] | None = None,
 ) -> HistorySummary:
-    """Write `weeks` weeks ending at `now` (default: the current time) of simulated monitor data into `store`."""
-    if scenario not in ("degradation", "stable"):
-        raise ValueError(f"scenario must be 'degradation' or 'stable', got {scenario!r}")
-    if weeks < 1 or per_week < 1 or not 0 < sample_rate <= 1:
-        raise ValueError("weeks and per_week must be >= 1 and sample_rate in (0, 1]")
+    """Write `weeks` weeks ending at `now` (default: the current time) of simulated monitor data into `store`.
+
+    "release" scenario: `release_share` of the last week's traffic is app_version v2, whose levels are
+    `release_quality` (default faithfulness 3.6, hallucination 12%; `{}` for a release as good as v1).
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+    if weeks < 1 or per_week < 1 or not 0 < sample_rate <= 1 or not 0 < release_share <= 1:
+        raise ValueError("weeks and per_week must be >= 1, sample_rate and release_share in (0, 1]")
     if judge_change_at_week is not None and not 2 <= judge_change_at_week <= weeks:
         raise ValueError(f"judge_change_at_week must be between 2 and {weeks} (1 is the oldest week)")
     end = now or utcnow()
@@ -121,8 +185,16 @@ def generate_history(
     simulator = _Simulator(np.random.default_rng([seed, 0x5EED]), project)
     for week in range(weeks):
         changed = judge_change_at_week is not None and week + 1 >= judge_change_at_week
-        degraded = scenario == "degradation" and week == weeks - 1
-        simulator.week(start + week * _WEEK, per_week, sample_rate, judge=1 if changed else 0, degraded=degraded)
+        last = week == weeks - 1
+        simulator.week(
+            start + week * _WEEK,
+            per_week,
+            sample_rate,
+            judge=1 if changed else 0,
+            degraded=scenario == "degradation" and last,
+            release_share=release_share if scenario == "release" and last else 0.0,
+            release_quality=_RELEASE_LEVELS if release_quality is None else release_quality,
+        )
     simulator.write(store)
     forced = sum(1 for row in simulator.evaluations if row.sampling == FORCED)
     return HistorySummary(
@@ -144,7 +216,17 @@ class _Simulator:
         self.evaluations: list[EvaluationRecord] = []
         self.feedback: list[UserFeedbackRecord] = []
 
-    def week(self, week_start: datetime, per_week: int, sample_rate: float, *, judge: int, degraded: bool) -> None:
+    def week(
+        self,
+        week_start: datetime,
+        per_week: int,
+        sample_rate: float,
+        *,
+        judge: int,
+        degraded: bool,
+        release_share: float,
+        release_quality: Mapping[str, float],
+    ) -> None:
         rng = self.rng
         count = max(per_week, round(per_week / sample_rate))
         offsets = np.sort(rng.uniform(0, _WEEK.total_seconds() - 1800, count))  # room for late ratings and judges
@@ -155,8 +237,13 @@ class _Simulator:
         for index, offset in enumerate(offsets):
             started = week_start + timedelta(seconds=float(offset))
             levels = self._levels(int(offset // 86_400), degraded=degraded)
+            release = "v1"
+            if release_share and rng.random() < release_share:  # no draw at all in other scenarios: same histories
+                release, levels = "v2", {**levels, **release_quality}
+            segments = {"app_version": release, "model": _APP_MODEL, "chain": _CHAIN}
             run_id = self._id()
-            ended = started + timedelta(seconds=self._invocation(run_id, started, failed=bool(failed[index])))
+            latency = self._invocation(run_id, started, segments, failed=bool(failed[index]))
+            ended = started + timedelta(seconds=latency)
             # The answer's true faithfulness: what users react to, and what each judge scores (a stricter one lower).
             quality = self._score(levels["faithfulness"], _SD["faithfulness"])
             negative = False
@@ -164,13 +251,14 @@ class _Simulator:
                 negative = bool(rng.random() < _THUMBS_DOWN_BY_FAITHFULNESS[quality - 1])
                 self._rating(run_id, ended + timedelta(seconds=float(rng.uniform(5, 600))), negative)
             if index in judged:
-                self._evaluation(run_id, ended, levels, judge, RANDOM, "rate", quality)
+                self._evaluation(run_id, ended, segments, levels, judge, RANDOM, "rate", quality)
             elif recovered[index] or negative:
                 forced_levels = {**_FORCED, "hallucination": 0.3}
                 if recovered[index]:
                     quality = self._score(_FORCED["faithfulness"], _FORCED_SD)
                 reason = "error" if recovered[index] else "feedback"
-                self._evaluation(run_id, ended + timedelta(minutes=10), forced_levels, judge, FORCED, reason, quality)
+                at = ended + timedelta(minutes=10)
+                self._evaluation(run_id, at, segments, forced_levels, judge, FORCED, reason, quality)
 
     @staticmethod
     def _levels(day: int, *, degraded: bool) -> dict[str, float]:
@@ -186,7 +274,7 @@ class _Simulator:
     def _id(self) -> str:
         return str(uuid.UUID(bytes=self.rng.bytes(16), version=4))
 
-    def _invocation(self, run_id: str, started: datetime, *, failed: bool) -> float:
+    def _invocation(self, run_id: str, started: datetime, segments: dict[str, str], *, failed: bool) -> float:
         rng = self.rng
         if failed:
             latency, prompt, completion = float(rng.uniform(0.2, 30.0)), 0, 0
@@ -200,7 +288,7 @@ class _Simulator:
             InvocationRecord(
                 run_id=run_id,
                 trace_id=run_id,
-                name="rag_chain",
+                name=_CHAIN,
                 status="error" if failed else "success",
                 started_at=started,
                 latency_s=round(latency, 3),
@@ -208,6 +296,7 @@ class _Simulator:
                 completion_tokens=completion,
                 cost_usd=prompt * _APP_MODEL_PRICE[0] + completion * _APP_MODEL_PRICE[1],
                 project=self.project,
+                segments=segments,
             )
         )
         return latency
@@ -216,6 +305,7 @@ class _Simulator:
         self,
         run_id: str,
         at: datetime,
+        segments: dict[str, str],
         levels: dict[str, float],
         judge: int,
         sampling: str,
@@ -231,7 +321,8 @@ class _Simulator:
         expected_weight = _score_probabilities(levels["faithfulness"], sd["faithfulness"]) @ _HALLUCINATION_WEIGHT
         rate = levels["hallucination"] + shift["hallucination"]
         hallucination = bool(rng.random() < min(1.0, rate * _HALLUCINATION_WEIGHT[quality - 1] / expected_weight))
-        question, answer = _QA[int(rng.integers(len(_QA)))]
+        exchange = _QA[int(rng.integers(len(_QA)))]
+        answer, judge_reason = _answer_and_reason(exchange, faithfulness, hallucination)
         name, model, prompt_version = _JUDGES[judge]
         prompt_tokens, completion_tokens = int(rng.normal(900, 150)), int(rng.normal(80, 20))
         record = EvaluationRecord(
@@ -250,12 +341,13 @@ class _Simulator:
             relevance=scores["relevance"],
             completeness=scores["completeness"],
             hallucination=hallucination,
-            reason=_REASONS[faithfulness] + (_HALLUCINATION_REASON if hallucination else ""),
-            question=question,
+            reason=judge_reason,
+            question=exchange.question,
             answer=answer,
             judge_prompt_tokens=prompt_tokens,
             judge_completion_tokens=completion_tokens,
             judge_cost_usd=prompt_tokens * _JUDGE_PRICE[0] + completion_tokens * _JUDGE_PRICE[1],
+            segments=segments,
         )
         self.evaluations.append(record)
 
@@ -279,3 +371,17 @@ class _Simulator:
     def write(self, store: Store) -> None:
         """All records in one transaction, none of them bound for LangSmith."""
         store.import_history(self.invocations, self.evaluations, self.feedback)
+
+
+def _answer_and_reason(exchange: _Exchange, faithfulness: int, hallucination: bool) -> tuple[str, str]:
+    """The answer a judge scored so, and a reason that is true of it: a poor or hallucinating answer is the wrong one,
+    and its reason names the unsupported claim it makes."""
+    if faithfulness >= 3 and not hallucination:
+        return exchange.answer, _GROUNDED_REASONS[faithfulness]
+    if faithfulness == 1:
+        reason = f"The answer contradicts the retrieved documents: it states {exchange.unsupported}."
+    elif faithfulness == 2:
+        reason = f"Most of the answer is unsupported: no retrieved document mentions {exchange.unsupported}."
+    else:
+        reason = f"Partly supported, but it adds {exchange.unsupported}, which no retrieved document states."
+    return exchange.wrong_answer, reason

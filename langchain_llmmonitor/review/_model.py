@@ -188,6 +188,57 @@ class JudgeHumanAgreement:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentCriterion:
+    """One criterion's verdict within one segment, with the numbers behind it (in the data's units)."""
+
+    name: str
+    label: str
+    kind: Literal["score", "rate"]
+    verdict: str
+    summary: str
+    current_n: int
+    current_mean: float | None
+    baseline_n: int
+    baseline_mean: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_worse: float | None
+    chart_signal_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentReview:
+    """The verdicts of one segment (`key` = `value`, e.g. app_version = v2) this period.
+
+    `baseline` is "segment" when the value has enough samples of its own in the baseline periods, else "all traffic"
+    (a new release is compared with what it replaced).
+    """
+
+    key: str
+    value: str
+    baseline: Literal["segment", "all traffic"]
+    current_n: int
+    criteria: tuple[SegmentCriterion, ...]
+
+    @property
+    def status(self) -> Status:
+        verdicts = {criterion.verdict for criterion in self.criteria}
+        if "degraded" in verdicts:
+            return "degraded"
+        return "not_enough_samples" if verdicts <= {"not_enough_samples"} else "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A value of a release key (app_version, prompt_version) first seen at `at`: marked on the trend plots."""
+
+    at: datetime
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class WorstSample:
     """One of the period's lowest-scored evaluations, with the judge's reason and a link to the run in LangSmith."""
 
@@ -261,7 +312,8 @@ class Review:
 
     The window is [window_start, window_end); the baseline is the `baseline_weeks` periods of the same length before
     it (minus periods already judged degraded), and the trends start at `display_start`. `alpha` is the chance that a
-    stable period gets any "degraded" verdict: it is split evenly over the criteria (`verdict_alpha` each).
+    stable period gets any "degraded" verdict: it is split evenly over the criteria (`verdict_alpha` each), or, when
+    segments are tested, half of it so and half over every segment's criteria (`segment_alpha` each).
     """
 
     generated_at: datetime
@@ -274,6 +326,9 @@ class Review:
     status: Status
     highlights: tuple[str, ...]
     criteria: tuple[CriterionReview, ...]
+    segments: tuple[SegmentReview, ...]
+    segment_alpha: float | None
+    releases: tuple[Release, ...]
     judge_changes: tuple[JudgeChange, ...]
     forced: ForcedSummary
     user_feedback: UserFeedbackSummary
@@ -296,6 +351,12 @@ class Review:
             if criterion.name == name:
                 return criterion
         raise KeyError(name)
+
+    def segment(self, key: str, value: str) -> SegmentReview:
+        for segment in self.segments:
+            if (segment.key, segment.value) == (key, value):
+                return segment
+        raise KeyError(f"{key}={value}")
 
     def to_dict(self) -> dict[str, Any]:
         """The review as JSON types: what `llmmonitor review --json` prints."""

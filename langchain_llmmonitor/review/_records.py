@@ -10,7 +10,8 @@ LangSmith once and the links use the client's web URL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import quote
@@ -41,6 +42,7 @@ class Judged:
     answer: str | None
     source: Source
     request_id: str | None = None
+    segments: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def forced(self) -> bool:
@@ -89,6 +91,7 @@ def judged_from_store(record: EvaluationRecord) -> Judged:
         answer=record.answer,
         source="store",
         request_id=record.request_id,
+        segments=record.segments,
     )
 
 

@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._deps import require_review_extra
-from ._model import AgreementCounts, CriterionReview, Disagreement, ReportPaths, Review, WorstSample
+from ._model import (
+    CRITERIA,
+    AgreementCounts,
+    CriterionReview,
+    Disagreement,
+    ReportPaths,
+    Review,
+    SegmentCriterion,
+    SegmentReview,
+    WorstSample,
+)
 from ._sections import (
     Block,
     Bullets,
@@ -46,6 +56,7 @@ if TYPE_CHECKING:
 SECTIONS = (
     ("summary", "What changed and what to look at"),
     ("verdicts", "Drift verdicts"),
+    ("segments", "By segment"),
     ("criteria", "Trends and distributions"),
     ("judge-changes", "Judge changes"),
     ("forced", "Forced samples"),
@@ -179,7 +190,9 @@ _VERDICT_HEADER = (
 
 def _verdict_blocks(review: Review) -> list[Block]:
     header = tuple(h.format(word=review.period_word) for h in _VERDICT_HEADER)
-    alpha = f"Each verdict at alpha {review.verdict_alpha:.4g} ({review.alpha:g} across all {len(review.criteria)})."
+    segments = len(review.criteria) * len(review.segments)
+    shared = f", and the {segments} segment verdicts below" if segments else ""
+    alpha = f"Each verdict at alpha {review.verdict_alpha:.4g} ({review.alpha:g} across all {len(review.criteria)}{shared})."
     blocks: list[Block] = [
         Table(header, tuple(_verdict_row(c) for c in review.criteria)),
         Note((alpha,)),
@@ -213,6 +226,49 @@ def _verdict_row(criterion: CriterionReview) -> tuple[Inline, ...]:
     )
 
 
+def _segment_blocks(review: Review) -> list[Block]:
+    word = review.period_word
+    if not review.segments:
+        return [
+            Paragraph(
+                (
+                    f"No segment to compare this {word}: no stored dimension (app_version, prompt_version, model, "
+                    f"chain, ...) takes two values with {review.criteria[0].assessment.min_samples} or more random "
+                    f"samples each.",
+                )
+            )
+        ]
+    header = ("Segment", "Baseline", f"Random samples this {word}", *(spec.label for spec in CRITERIA))
+    rows = tuple(_segment_row(segment) for segment in review.segments)
+    note = (
+        f"Each segment verdict at alpha {review.segment_alpha:.4g}: half of the review's {review.alpha:g} is shared "
+        "by every segment verdict, half by the overall ones. A value new this "
+        f"{word} (a release) is compared with all traffic of the baseline, which it replaced. Cells: baseline → this "
+        f"{word}."
+    )
+    findings = tuple(
+        _labelled(f"{segment.key} {segment.value}, {c.label}", c.summary)
+        for segment in review.segments
+        for c in segment.criteria
+        if c.verdict in ("degraded", "improved")
+    )
+    return [Table(header, rows), Note((note,)), *([Bullets(findings)] if findings else [])]
+
+
+def _segment_row(segment: SegmentReview) -> tuple[Inline, ...]:
+    return (
+        f"{segment.key} = {segment.value}",
+        segment.baseline,
+        str(segment.current_n),
+        *(_segment_cell(criterion) for criterion in segment.criteria),
+    )
+
+
+def _segment_cell(c: SegmentCriterion) -> Inline:
+    levels = "" if c.current_mean is None else f" {_level(c.baseline_mean, c.kind)} → {_level(c.current_mean, c.kind)}"
+    return Span(_VERDICT_WORDS[c.verdict] + levels, style=f"verdict-{c.verdict}")
+
+
 def _labelled(label: str, text: str) -> Line:
     return (Span(label, strong=True), f": {text}")
 
@@ -224,8 +280,9 @@ def _criteria_blocks(review: Review) -> list[Block]:
 def _criterion_blocks(review: Review, criterion: CriterionReview) -> list[Block]:
     """The plot, and under it the numbers it draws: the distribution and each day of this period."""
     caption = (
-        f"Shaded: this {review.period_word}; dashed red lines: judge changes; pink: periods left out of the baseline "
-        "as degraded; crosses: forced samples (not in the trend)."
+        f"Shaded: this {review.period_word}; dashed red lines: judge changes; dotted blue lines: releases (a new "
+        "app_version or prompt_version first seen); pink: periods left out of the baseline as degraded; crosses: "
+        "forced samples (not in the trend)."
     )
     figure = Figure(
         anchor=f"criterion-{criterion.name}",
@@ -500,6 +557,9 @@ def _method_blocks(review: Review) -> list[Block]:
         f'{word} gets any "degraded" with probability at most {review.alpha:g}. A criterion with fewer '
         f'random samples than needed this {word} or in its baseline says "not enough samples" instead '
         f"of guessing.",
+        "Segments: the stored dimensions of each run (app_version, prompt_version, model, chain, or the keys "
+        "configured) that take two values or more this period get the same verdicts per value, chosen from sample "
+        "counts before any score is looked at; then half of the alpha goes to them, split evenly.",
         f"Data: {sources.evaluations} evaluations, {sources.user_feedback} user ratings and {sources.invocations} "
         f"invocations from the store {sources.store}.",
     ]
@@ -532,6 +592,7 @@ def _run(run_id: str, url: str | None, suffix: str = "") -> Inline:
 _SECTION_BLOCKS: dict[str, Callable[[Review], list[Block]]] = {
     "summary": _summary_blocks,
     "verdicts": _verdict_blocks,
+    "segments": _segment_blocks,
     "criteria": _criteria_blocks,
     "judge-changes": _judge_change_blocks,
     "forced": _forced_blocks,
@@ -566,6 +627,11 @@ def _shade_windows(axis: Any, review: Review) -> None:
     for index, change in enumerate(shown):
         axis.axvline(change.at, color="#b00020", linestyle="--", linewidth=1.2, zorder=3,
                      label="judge change" if index == 0 else None)  # fmt: skip
+    for index, release in enumerate(review.releases):
+        axis.axvline(release.at, color="#1565c0", linestyle=":", linewidth=1.4, zorder=3,
+                     label="release" if index == 0 else None)  # fmt: skip
+        axis.annotate(f"{release.key} {release.value}", xy=(release.at, 1.0), xycoords=("data", "axes fraction"),
+                      xytext=(2, -10), textcoords="offset points", fontsize=7, color="#1565c0")  # fmt: skip
 
 
 def _date_axis(axis: Any, review: Review) -> None:

@@ -64,6 +64,7 @@ invocations_table = Table(
     Column("completion_tokens", Integer, nullable=False),
     Column("cost_usd", Float),
     Column("project", String(200)),
+    Column("segments", JSON),  # {"app_version": "v2", "model": ..., "chain": ...} (core.segments)
 )
 
 evaluations_table = Table(
@@ -87,6 +88,7 @@ evaluations_table = Table(
     Column("judge_prompt_tokens", Integer, nullable=False),
     Column("judge_completion_tokens", Integer, nullable=False),
     Column("judge_cost_usd", Float),
+    Column("segments", JSON),
 )
 
 user_feedback_table = Table(
@@ -140,6 +142,7 @@ judge_jobs_table = Table(
     Column("lease_until", _UtcDateTime()),
     Column("done_at", _UtcDateTime()),
     Column("outcome", String(20)),  # judged, budget, expired
+    Column("segments", JSON),
 )
 open_jobs = judge_jobs_table.c.done_at.is_(None)
 Index("ix_judge_jobs_open", judge_jobs_table.c.created_at, sqlite_where=open_jobs, postgresql_where=open_jobs)

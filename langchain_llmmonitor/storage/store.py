@@ -28,7 +28,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import JSON, Column, String, Table, Text, and_, create_engine, event, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    func,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -75,7 +90,10 @@ _Record = TypeVar("_Record")
 
 
 def _from_row(cls: type[_Record], row: Mapping[str, Any]) -> _Record:
-    return cls(**{f.name: row[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+    values = {f.name: row[f.name] for f in fields(cls)}
+    if "segments" in values and values["segments"] is None:  # a row stored before segments existed
+        values["segments"] = {}
+    return cls(**values)  # type: ignore[arg-type]
 
 
 def _storable_value(value: Any, limit: int | None) -> Any:
@@ -163,6 +181,7 @@ class Store:
             metadata.create_all(self.engine)
         except DBAPIError:  # another process created the tables at the same moment
             metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         if registry is not None:
             self.gauges.register(registry)
         if hasattr(os, "register_at_fork"):
@@ -204,7 +223,7 @@ class Store:
     def _upsert_jobs(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         table = judge_jobs_table
         insert = self._insert(table)
-        captured = ("sampling", "sample_reason", "question", "context", "answer")
+        captured = ("sampling", "sample_reason", "question", "context", "answer", "segments")
         statement = insert.on_conflict_do_update(
             index_elements=[table.c.id],
             set_={name: insert.excluded[name] for name in captured},
@@ -583,6 +602,7 @@ def _job_row(job: EvaluationJob) -> dict[str, Any]:
         context=list(item.context),
         answer=item.answer,
         attempts=0,
+        segments=dict(job.segments),
     )
 
 
@@ -597,7 +617,26 @@ def _job(row: Mapping[str, Any]) -> EvaluationJob:
         sample_reason=row["sample_reason"],
         request_id=row["request_id"],
         project=row["project"],
+        segments=row["segments"] or {},
     )
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added since a store was created (all nullable), so an existing database keeps working after an
+    upgrade. Another process may add one at the same moment: its duplicate is ignored."""
+    existing = inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in existing.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or not column.nullable:
+                continue
+            column_type = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as connection:
+                    connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {column_type}'))
+            except DBAPIError:
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
 
 
 def _engine(url_or_path: str | Path, busy_timeout: float) -> Engine:
