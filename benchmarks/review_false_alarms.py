@@ -6,9 +6,12 @@ says "degraded" when any verdict does. Part 1 measures one verdict at that per-v
 later baselines, so a later review's `quarantined_periods` tells whether an earlier week was flagged: one review of
 week 8 yields the "degraded" verdicts of weeks 5-8. Weeks 9-12 of a longer history show the steady state, where
 skipped false alarms have had time to flatter later baselines. Part 2 runs the whole thing, `generate_history` into a
-SQLite store and `build_review` over it, and counts reviews of the last week that say anything is degraded.
+SQLite store and `build_review` over it, and counts reviews of the last week that say anything is degraded; the
+"release" scenarios put app_version v2 on half of the last week's traffic, worse or as good as v1, and count the
+segment verdicts too.
 
     .venv/bin/python benchmarks/review_false_alarms.py [--seeds 500] [--review-seeds 200]
+    .venv/bin/python benchmarks/review_false_alarms.py --review-only --scenarios "release,release as good as v1"
 """
 
 from __future__ import annotations
@@ -164,9 +167,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=500, help="histories per line of part 1")
     parser.add_argument("--review-seeds", type=int, default=200, help="whole reviews per scenario in part 2")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="part 2's scenarios, comma-separated")
+    parser.add_argument("--review-only", action="store_true", help="skip part 1")
     options = parser.parse_args()
     seeds = range(options.seeds)
     began = time.perf_counter()
+    if not options.review_only:
+        single_verdicts(seeds)
+    review_scenarios(range(options.review_seeds), options.scenarios.split(","), options.workers)
+    print(f"\n{time.perf_counter() - began:.0f} s")
+
+
+def single_verdicts(seeds: range) -> None:
+    """Part 1: one criterion's verdict on simulated samples."""
     print(
         f"Part 1: one verdict, {len(seeds)} seeds, 4-week baseline, alpha {VERDICT_ALPHA:g} per verdict "
         f"(= {REVIEW_ALPHA:g} / {len(CRITERIA)} criteria; "
@@ -207,7 +220,9 @@ def main() -> None:
     for name, rate in midweek_drop(seeds, per_week=150).items():
         print(f"  {name:18} {rate:6.1%}")
 
-    review_seeds = range(options.review_seeds)
+
+def review_scenarios(review_seeds: range, names: list[str], workers: int) -> None:
+    """Part 2: whole reviews of simulated histories."""
     print(
         f"\nPart 2: the whole review (generate_history -> SQLite -> build_review), {len(review_seeds)} histories per "
         f"scenario, last week reviewed, alpha {REVIEW_ALPHA:g} across the 4 verdicts:"
@@ -218,10 +233,11 @@ def main() -> None:
         ("release", "release (last week: app_version v2 on half the traffic, faithfulness 3.6, hallucination 12%)"),
         ("release as good as v1", "release as good as v1 (v2 on half the last week's traffic, nothing changed)"),
     ]:
+        if scenario not in names:
+            continue
         print(f"  {description}:")
-        for name, rate in whole_review_rates(scenario, review_seeds, options.workers).items():
+        for name, rate in whole_review_rates(scenario, review_seeds, workers).items():
             print(f"    {name:26} {rate:6.1%}")
-    print(f"\n{time.perf_counter() - began:.0f} s")
 
 
 if __name__ == "__main__":

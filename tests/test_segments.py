@@ -131,8 +131,8 @@ def _judged(at: datetime, segments: dict[str, str], forced: bool = False) -> Jud
 
 
 def test_segments_to_test_are_chosen_from_counts_alone():
-    """Keys with one value, values under the minimum and forced samples are left out; a baseline of its own needs
-    the minimum too."""
+    """Values under the minimum, keys with fewer than two values above it and forced samples are left out; a
+    baseline of its own needs the minimum too."""
     week = NOW - timedelta(days=7)
     judged = [
         *(_judged(week + timedelta(hours=i), {"app_version": "v1", "model": "m"}) for i in range(60)),
@@ -146,13 +146,15 @@ def test_segments_to_test_are_chosen_from_counts_alone():
         ("app_version", "v1", 60, True),
         ("app_version", "v2", 55, False),
     ]
+    without_v2 = [j for j in judged if j.segments.get("app_version") != "v2"]
+    assert plan_segments(without_v2, baseline_start=week, window_start=week, until=NOW, min_samples=50) == []
 
 
 @pytest.fixture(scope="module")
 def release_review(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Six weeks where release v2 takes half the traffic in the last one and answers worse; v1 unchanged."""
     store = Store(tmp_path_factory.mktemp("release") / "history.db")
-    history = generate_history(store, scenario="release", seed=5, now=NOW)
+    history = generate_history(store, scenario="release", now=NOW)  # RELEASE_SEED
     review = build_review(store, until=history.end)
     store.close()
     return review

@@ -7,8 +7,8 @@ Choices, and why:
   measured on whole simulated reviews: 4.5% of stable weeks get any "degraded". The price, at 150 random samples a
   week (benchmarks/review_false_alarms.py): a 4.2 -> 3.9 faithfulness drop is caught in its first week 86% of the
   time instead of 96% (94% / 99% within two weeks), a 5% -> 10% hallucination rate 48% instead of 69%.
-* Segments (`_segments`): the same verdicts per value of each stored dimension (app_version, model, ...) that takes
-  two values or more this period, so a regression in one release is not diluted by the rest of the traffic. When any
+* Segments (`_segments`): the same verdicts per value of each stored dimension (app_version, model, ...) that has
+  two values or more with enough samples this period, so a regression in one release is not diluted by the rest of the traffic. When any
   is tested, half of `alpha` goes to the segment verdicts (split evenly) and half to the overall four; otherwise the
   overall four keep all of it.
 * History: the baseline is the `baseline_weeks` periods before the window, but twice that many periods are loaded so

@@ -43,6 +43,9 @@ DEFAULT_SEED = 1
 """Verdicts are statistical: with another seed the demo's review may miss the drop (about one seed in three misses
 the hallucination rise, one in ten the faithfulness drop) or call an untouched criterion improved. With this one, at
 any `now`, it flags faithfulness and hallucination and only them."""
+RELEASE_SEED = 5
+"""The "release" scenario's default: at any `now`, only v2's faithfulness is flagged, while the overall faithfulness,
+diluted by v1, is not (the case segments exist for)."""
 
 _WEEK = timedelta(weeks=1)
 _LEVELS = np.arange(1, 6)
@@ -159,7 +162,7 @@ def generate_history(
     weeks: int = 6,
     per_week: int = 150,
     scenario: Scenario = "degradation",
-    seed: int = DEFAULT_SEED,
+    seed: int | None = None,
     now: datetime | None = None,
     judge_change_at_week: int | None = None,
     sample_rate: float = 0.25,
@@ -170,7 +173,8 @@ def generate_history(
     """Write `weeks` weeks ending at `now` (default: the current time) of simulated monitor data into `store`.
 
     "release" scenario: `release_share` of the last week's traffic is app_version v2, whose levels are
-    `release_quality` (default faithfulness 3.6, hallucination 12%; `{}` for a release as good as v1).
+    `release_quality` (default faithfulness 3.6, hallucination 12%; `{}` for a release as good as v1). `seed`
+    None: `RELEASE_SEED` for "release", else `DEFAULT_SEED`.
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
@@ -182,6 +186,8 @@ def generate_history(
     if end.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     start = end - weeks * _WEEK
+    if seed is None:
+        seed = RELEASE_SEED if scenario == "release" else DEFAULT_SEED
     simulator = _Simulator(np.random.default_rng([seed, 0x5EED]), project)
     for week in range(weeks):
         changed = judge_change_at_week is not None and week + 1 >= judge_change_at_week

@@ -233,7 +233,7 @@ def _segment_blocks(review: Review) -> list[Block]:
             Paragraph(
                 (
                     f"No segment to compare this {word}: no stored dimension (app_version, prompt_version, model, "
-                    f"chain, ...) takes two values with {review.criteria[0].assessment.min_samples} or more random "
+                    f"chain, ...) has two values with {review.criteria[0].assessment.min_samples} or more random "
                     f"samples each.",
                 )
             )
@@ -557,9 +557,10 @@ def _method_blocks(review: Review) -> list[Block]:
         f'{word} gets any "degraded" with probability at most {review.alpha:g}. A criterion with fewer '
         f'random samples than needed this {word} or in its baseline says "not enough samples" instead '
         f"of guessing.",
-        "Segments: the stored dimensions of each run (app_version, prompt_version, model, chain, or the keys "
-        "configured) that take two values or more this period get the same verdicts per value, chosen from sample "
-        "counts before any score is looked at; then half of the alpha goes to them, split evenly.",
+        "Segments: the values of each run's stored dimensions (app_version, prompt_version, model, chain, or the "
+        "keys configured) with enough random samples this period get the same verdicts, when a dimension has two "
+        "such values or more (chosen from sample counts, before any score is looked at); then half of the alpha goes "
+        "to them, split evenly.",
         f"Data: {sources.evaluations} evaluations, {sources.user_feedback} user ratings and {sources.invocations} "
         f"invocations from the store {sources.store}.",
     ]

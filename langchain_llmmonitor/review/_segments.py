@@ -2,9 +2,10 @@
 
 A regression in one release is diluted by the rest of the traffic; tested on its own, it is not. The choices:
 
-* What is tested is decided from sample counts alone, before any score is looked at: a key with at least two values
-  among this period's random samples, and each of its values with at least `min_samples` random samples this period.
-  A key with one value says nothing the overall verdicts do not, and costs no alpha.
+* What is tested is decided from sample counts alone, before any score is looked at: the values with at least
+  `min_samples` random samples this period, of keys that have two such values or more. A key with one such value
+  (one model, one chain, a release with a handful of samples) says little the overall verdicts do not, and costs no
+  alpha.
 * The baseline of a value is its own samples in the baseline periods when it has at least `min_samples` there;
   otherwise (a release new this period) all traffic of the baseline periods, which is what it replaced.
 * Alpha: when any segment is tested, `SEGMENT_SHARE_OF_ALPHA` of the review's alpha is split evenly over every
@@ -43,7 +44,7 @@ class SegmentPlan:
 def plan_segments(
     judged: Sequence[Judged], *, baseline_start: datetime, window_start: datetime, until: datetime, min_samples: int
 ) -> list[SegmentPlan]:
-    """The segments with enough random samples this period, of keys that take two values or more in it."""
+    """The values with enough random samples this period, of keys that have two such values or more."""
     now: Counter[tuple[str, str]] = Counter()
     before: Counter[tuple[str, str]] = Counter()
     for j in judged:
@@ -51,15 +52,15 @@ def plan_segments(
             continue
         counts = now if j.at >= window_start else before
         counts.update(j.segments.items())
-    values_by_key: dict[str, list[str]] = {}
-    for key, value in now:
-        values_by_key.setdefault(key, []).append(value)
+    testable: dict[str, list[str]] = {}
+    for (key, value), count in now.items():
+        if count >= min_samples:
+            testable.setdefault(key, []).append(value)
     return [
         SegmentPlan(key, value, now[key, value], before[key, value] >= min_samples)
-        for key, values in sorted(values_by_key.items())
+        for key, values in sorted(testable.items())
         if len(values) > 1
         for value in sorted(values)
-        if now[key, value] >= min_samples
     ]
 
 
