@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from IPython.core.formatters import DisplayFormatter
 from prometheus_client import CollectorRegistry
 
 from langchain_llmmonitor import LangSmithConfig, MetricsSnapshot, Monitor, MonitorConfig, OfflineJudge, StoreConfig
@@ -180,7 +181,9 @@ def test_html_is_a_compact_table_with_every_label_value_escaped(judged: Monitor,
     chain = build_chain(timed(clock, FAST, name=HOSTILE)).with_config(run_name=HOSTILE)
     chain.invoke("How do I reset my password?", config={"callbacks": [judged]})
     assert judged.flush(30)
-    page = judged.snapshot()._repr_html_()
+    shown, _ = DisplayFormatter().format(judged.snapshot())  # what Jupyter does with a cell's last value
+    page = shown["text/html"]
+    assert shown["text/plain"].startswith("Monitor snapshot at ")
     parsed = Tags(page)
     assert parsed.tags <= {"div", "style", "table", "caption", "thead", "tbody", "tr", "th", "td", "p"}
     cells = {cell for row in parsed.rows for cell in row}
