@@ -93,6 +93,7 @@ class QualityStats:
     judge: str
     sampling: str
     evaluations: int
+    """Successful evaluations, counted by their hallucination verdicts."""
     mean_scores: Mapping[str, float | None]
     """Mean 1-5 score per criterion."""
     hallucination_rate: float | None
