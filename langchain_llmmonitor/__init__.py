@@ -21,6 +21,7 @@ from .monitor import Monitor
 from .ops.exposition import mark_worker_dead, metrics_app, serve_metrics
 from .pricing import ModelPrice, PriceTable
 from .quality.judges import ChatModelJudge, OfflineJudge
+from .telemetry.snapshot import MetricsSnapshot
 
 if TYPE_CHECKING:
     from .quality.judges.openai_judge import OpenAIJudge
@@ -36,6 +37,7 @@ __all__ = [
     "JudgeConfig",
     "JudgeError",
     "LangSmithConfig",
+    "MetricsSnapshot",
     "ModelPrice",
     "Monitor",
     "MonitorConfig",

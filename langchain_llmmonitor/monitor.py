@@ -26,6 +26,7 @@ from .quality import QualityPipeline
 from .quality.judges import default_judge
 from .telemetry.logs import default_logger
 from .telemetry.metrics import MonitorMetrics, metrics_for
+from .telemetry.snapshot import MetricsSnapshot, read_snapshot
 
 if TYPE_CHECKING:
     from .feedback import FeedbackRecorder, FeedbackTokens
@@ -160,6 +161,12 @@ class Monitor(CallbackHandler):
     def judge(self) -> Judge:
         """The judge of sampled traces (fixed at construction: build another Monitor to change it)."""
         return self._judge
+
+    def snapshot(self) -> MetricsSnapshot:
+        """This monitor's metrics now, as numbers read from its registry (no scrape, no parsing): call counts, error
+        rates, latency percentiles (estimated from the buckets), tokens, cost, judge scores, feedback and drops. A
+        table in Jupyter."""
+        return read_snapshot(self.registry)
 
     # User feedback --------------------------------------------------------------------------------------------------
 

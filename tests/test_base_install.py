@@ -35,8 +35,10 @@ def run(bin_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_optional_packages_are_absent(base_install: Path):
-    """The environment is what a user gets without extras: no SQLAlchemy, FastAPI or numpy."""
-    probe = "import importlib.util as u; print([m for m in ('sqlalchemy', 'fastapi', 'numpy') if u.find_spec(m)])"
+    """The environment is what a user gets without extras: no SQLAlchemy, FastAPI, numpy or pandas."""
+    probe = (
+        "import importlib.util as u; print([m for m in ('sqlalchemy', 'fastapi', 'numpy', 'pandas') if u.find_spec(m)])"
+    )
     result = run(base_install, "python", "-c", probe)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 

@@ -16,6 +16,7 @@ ROOT = PACKAGE.parent
 # Lower layers never import higher ones; a layer imports its own modules freely.
 LAYERS = {
     "core": 0,
+    "frames": 0,  # records to pandas DataFrames: imports nothing of the package, pandas only when called
     "telemetry": 1,
     "pricing": 1,
     "workers": 1,
@@ -35,7 +36,18 @@ LAYERS = {
     "__init__": 8,
 }
 MAX_FUNCTION_LINES = 80
-OPTIONAL = ("sqlalchemy", "fastapi", "starlette", "uvicorn", "psycopg", "numpy", "scipy", "matplotlib", "tqdm")
+OPTIONAL = (
+    "sqlalchemy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "psycopg",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "tqdm",
+    "pandas",
+)
 
 
 def modules() -> list[Path]:

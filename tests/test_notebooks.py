@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -66,6 +67,41 @@ class Executed:
     def count(self, mime: str) -> int:
         return sum(1 for output in self.outputs() if mime in output.get("data", {}))
 
+    def html(self, marker: str) -> list[str]:
+        """The HTML results and displays that contain `marker`, in order."""
+        return [
+            output.data["text/html"]
+            for output in self.outputs()
+            if output.output_type in ("execute_result", "display_data") and marker in output.data.get("text/html", "")
+        ]
+
+
+class Cells(HTMLParser):
+    """An HTML fragment's table rows, as the text of their cells, and its image sources."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.images: list[str] = []
+        self._in_cell = False
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th") and self.rows:
+            self.rows[-1].append("")
+            self._in_cell = True
+        elif tag == "img":
+            self.images.append(dict(attrs).get("src") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_cell = self._in_cell and tag not in ("td", "th")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_cell:
+            self.rows[-1][-1] += data
+
 
 @pytest.fixture(autouse=True)
 def _private_jupyter_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,44 +136,76 @@ def number(pattern: str, text: str) -> float:
     return float(match.group(1).replace(",", ""))
 
 
+def counts(text: str) -> dict[str, int]:
+    """`40 (success 36 · error 4)` as {"success": 36, "error": 4}, checking that the parts add up to the total."""
+    match = re.fullmatch(r"([\d,]+) \((.*)\)", text)
+    assert match, text
+    parts = {key: int(n.replace(",", "")) for key, n in (part.rsplit(" ", 1) for part in match.group(2).split(" · "))}
+    assert sum(parts.values()) == int(match.group(1).replace(",", "")), text
+    return parts
+
+
+def snapshot_rows(page: str) -> dict[str, str]:
+    """A monitor snapshot's summary table: its (what, value) rows."""
+    return {row[0]: row[1] for row in Cells(page).rows if len(row) == 2}
+
+
 def quickstart_shows(run: Executed) -> None:
-    """Metrics table with consistent request counts, judge scores, a feedback-forced evaluation and the outbox."""
+    """Two snapshot tables with consistent counts, judge scores, a feedback-forced evaluation and the outbox, as
+    DataFrames."""
     text = run.text
-    success = number(r'^LLM requests\s+llm_requests_total\{model="gpt-4o-mini",status="success"\}\s+(\d+)', text)
-    errors = number(r'^LLM requests\s+llm_requests_total\{model="gpt-4o-mini",status="error"\}\s+(\d+)', text)
+    snapshots = [snapshot_rows(page) for page in run.html('class="llmmonitor-snapshot"')]
+    assert len(snapshots) == 2, "monitor.snapshot() was not displayed as HTML twice"
+    first, last = snapshots
+    calls = counts(first["LLM calls"])
+    success, errors = calls["success"], calls["error"]
     assert success > 0 and errors > 0
     assert success + errors == 40  # one LLM call per request, every request counted once
+    assert counts(first["Invocations"]) == calls
     assert number(r"^(\d+) requests: ", text) == 40
     assert number(r"^40 requests: (\d+) answered", text) == success
+    assert first["LLM error rate"] == f"{errors / 40:.1%}"
     assert number(r"^error rate ([\d.]+)% of 40 LLM calls", text) == pytest.approx(100 * errors / 40, abs=0.05)
-    assert number(r"^latency p99\s+llm_request_duration_seconds\s+([\d.]+) s", text) > 0
-    assert number(r"^cost\s+llm_cost_usd_total\s+\$([\d.]+)", text) > 0
-    assert number(r"^prompt tokens\s+llm_tokens_total\S+\s+([\d,]+)", text) > 0
+    assert number(r"/ ([\d.]+) s \(n=40\)$", first["LLM latency p50 / p95 / p99"]) > 0
+    assert number(r"^\$([\d.]+)", first["Cost"]) > 0
+    assert number(r"prompt ([\d,]+)", first["Tokens"]) > 0
+    assert counts(last["User feedback"]) == {"positive": 1, "negative": 1}
+    assert counts(last["Traces sampled for judging"])["feedback"] == 1
+
+    frames = run.html('class="dataframe"')
+    assert len(frames) >= 6, "the store's and the snapshot's DataFrames were not displayed"
     assert number(r"^(\d+) answers judged by offline", text) >= 1
-    assert re.search(r"^req-\d{3}\s.+\s[1-5]/[1-5]/[1-5]\s+(yes|no)\s+random\s+\S", text, re.MULTILINE), text
-    forced_row = r"^req-\d{3}\s.+\s[1-5]/[1-5]/[1-5]\s+(yes|no)\s+forced \(feedback\)\s+\S"
-    assert re.search(forced_row, text, re.MULTILINE), text
-    assert re.search(r'^llm_quality_samples_total\{reason="feedback"\}\s+1\s*$', text, re.MULTILINE), text
-    assert re.search(r"^user_rating\s+score=-1\s+source=api\s+run_id=[0-9a-f-]{36}$", text, re.MULTILINE), text
-    for key in ("faithfulness", "relevance", "completeness", "hallucination"):
-        assert re.search(rf"^{key}\s+score=[\d.]+\s+source=model\s+run_id=", text, re.MULTILINE), key
+    assert any("<th>random</th>" in frame and "<th>faithfulness</th>" in frame for frame in frames), "no groupby"
+    forced = [f for f in frames if "<td>forced</td>" in f and "<td>feedback</td>" in f and "<td>random</td>" not in f]
+    assert len(forced) == 1, "the evaluation forced by the thumbs-down is not shown apart"
+    ratings = [f for f in frames if "<td>negative</td>" in f and "<td>positive</td>" in f]
+    assert ratings and "That is not what your docs say." in ratings[0]
+    outbox = next(f for f in frames if "<td>user_rating</td>" in f)
+    assert all(f"<td>{key}</td>" in outbox for key in ("faithfulness", "relevance", "completeness", "hallucination"))
     assert "'judge': 'offline'" in text
     assert "removed " in text
 
 
 def weekly_review_shows(run: Executed) -> None:
-    """A status, one verdict line per criterion, inline plots, forced and worst samples, and the written report."""
+    """The review as HTML (status, verdict table, plots), its DataFrames, forced and worst samples, and the report."""
     text = run.text
-    assert run.count("image/png") >= 2, "the trend and distribution plots were not displayed inline"
+    [review] = run.html('class="llmmonitor-review"')
+    page = Cells(review)
+    labels = ["Faithfulness", "Relevance", "Completeness", "Hallucination rate"]
+    verdicts = [row[1] for row in page.rows if row and row[0] in labels and len(row) > 2]
+    assert len(verdicts) == 4 and set(verdicts) <= {"DEGRADED", "improved", "stable", "not enough samples"}
+    assert len(page.images) >= 4 and all(src.startswith("data:image/png;base64,") for src in page.images)
     assert re.search(r"^Review of .+: status (DEGRADED|OK|NOT_ENOUGH_SAMPLES)$", text, re.MULTILINE), text
-    verdicts = re.findall(
-        r"^(Faithfulness|Relevance|Completeness|Hallucination rate)\s+(DEGRADED|IMPROVED|STABLE|NOT_ENOUGH_SAMPLES)\s",
-        text,
-        re.MULTILINE,
+    assert run.count("image/png") >= 1, "the trend plotted from review.trend_frame() was not displayed inline"
+
+    frames = run.html('class="dataframe"')
+    assert any(
+        all(f"<th>{c}</th>" in f for c in ("faithfulness", "hallucination", "verdict", "p_value")) for f in frames
     )
-    assert [name for name, _ in verdicts] == ["Faithfulness", "Relevance", "Completeness", "Hallucination rate"]
-    assert number(r"^(\d+) forced evaluations this week", text) > 0
-    assert re.search(r"^\s+judge: \S", text, re.MULTILINE), "no worst sample with the judge's reason"
+    forced = re.search(r"^(\d+) forced evaluations this week \(the review counted (\d+)\)$", text, re.MULTILINE)
+    assert forced and int(forced.group(1)) == int(forced.group(2)) > 0, text
+    assert any("<th>reason</th>" in f and "<th>answer</th>" in f for f in frames), "no worst answers with reasons"
+    assert any("<th>latency_p95</th>" in f and "<th>weeks_ago</th>" in f for f in frames), "no usage per week"
     assert re.search(r"review-\d{4}-\d{2}-\d{2}\.html\s+\(\d+ KiB\)", text), text
     assert re.search(r"review-\d{4}-\d{2}-\d{2}\.md\s+\(\d+ KiB\)", text), text
     assert "# LLM quality review" in text

@@ -367,6 +367,38 @@ class Review:
             data["verdict"], data["summary"] = criterion.verdict, criterion.summary
         return plain
 
+    # In a notebook (DataFrames need the `frames` extra) ---------------------------------------------------------------
+
+    def verdicts_frame(self) -> Any:
+        """A pandas DataFrame, one row per criterion: verdict, means, difference with its 95% CI, p-value, n."""
+        from ._notebook import verdicts_frame
+
+        return verdicts_frame(self)
+
+    def trend_frame(self) -> Any:
+        """A pandas DataFrame of the daily trends, one row per criterion, day and sampling (random or forced)."""
+        from ._notebook import trend_frame
+
+        return trend_frame(self)
+
+    def worst_frame(self) -> Any:
+        """A pandas DataFrame of the period's lowest-scored evaluations, worst first, with the judge's reasons."""
+        from ._notebook import worst_frame
+
+        return worst_frame(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the status, the verdict table and the plots inline."""
+        from ._notebook import review_html
+
+        return review_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain view: the status and the verdicts, not every number of the dataclass."""
+        from ._notebook import review_text
+
+        printer.text(review_text(self))
+
 
 @dataclass(frozen=True, slots=True)
 class ReportPaths:

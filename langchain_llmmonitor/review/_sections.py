@@ -149,11 +149,15 @@ def to_html(report: Report) -> str:
         f"<h1>{_e(report.title)}</h1>",
         f'<p class="meta">{_e(report.subtitle)}</p>',
     ]
-    for section in report.sections:
-        body = "".join(_html_block(block) for block in section.blocks)
-        parts.append(f'<section id="{_e(section.key)}"><h2>{_e(section.title)}</h2>{body}</section>')
+    parts += [section_html(section) for section in report.sections]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def section_html(section: Section) -> str:
+    """One section as an HTML fragment (the page's, or a notebook's pick of them)."""
+    body = "".join(_html_block(block) for block in section.blocks)
+    return f'<section id="{_e(section.key)}"><h2>{_e(section.title)}</h2>{body}</section>'
 
 
 def _e(text: str) -> str:

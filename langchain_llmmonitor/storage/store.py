@@ -578,6 +578,26 @@ class Store:
             result = connection.execute(table.delete().where(table.c.delivered_at < before))
         return result.rowcount
 
+    # DataFrames for notebooks (pandas, the `frames` extra); [since, until) defaults to the 7 days up to now ------------
+
+    def invocations_frame(self, since: datetime | None = None, until: datetime | None = None) -> Any:
+        """A pandas DataFrame of the invocations started in [since, until), one row each, oldest first."""
+        from .frames import invocations_frame
+
+        return invocations_frame(self, since, until)
+
+    def evaluations_frame(self, since: datetime | None = None, until: datetime | None = None) -> Any:
+        """A pandas DataFrame of the evaluations created in [since, until), one row each, oldest first."""
+        from .frames import evaluations_frame
+
+        return evaluations_frame(self, since, until)
+
+    def user_feedback_frame(self, since: datetime | None = None, until: datetime | None = None) -> Any:
+        """A pandas DataFrame of the user ratings created in [since, until), one row each, oldest first."""
+        from .frames import user_feedback_frame
+
+        return user_feedback_frame(self, since, until)
+
 
 def _forget_connections_after_fork(ref: weakref.ReferenceType[Store]) -> None:
     """A forked child must not use the parent's pooled connections (SQLite handles, PostgreSQL sockets): it opens its
