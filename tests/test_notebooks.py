@@ -187,7 +187,8 @@ def quickstart_shows(run: Executed) -> None:
 
 
 def weekly_review_shows(run: Executed) -> None:
-    """The review as HTML (status, verdict table, plots), its DataFrames, forced and worst samples, and the report."""
+    """The review as HTML (status, verdict table, plots), its DataFrames, forced and worst samples, the verdicts per
+    segment of a release, and the report."""
     text = run.text
     [review] = run.html('class="llmmonitor-review"')
     page = Cells(review)
@@ -206,6 +207,8 @@ def weekly_review_shows(run: Executed) -> None:
     assert forced and int(forced.group(1)) == int(forced.group(2)) > 0, text
     assert any("<th>reason</th>" in f and "<th>answer</th>" in f for f in frames), "no worst answers with reasons"
     assert any("<th>latency_p95</th>" in f and "<th>weeks_ago</th>" in f for f in frames), "no usage per week"
+    assert re.search(r"^Faithfulness DEGRADED in app_version v2 .*v1 stable", text, re.MULTILINE), text
+    assert any("<th>v2</th>" in f and "<td>degraded</td>" in f for f in frames), "no verdicts per segment"
     assert re.search(r"review-\d{4}-\d{2}-\d{2}\.html\s+\(\d+ KiB\)", text), text
     assert re.search(r"review-\d{4}-\d{2}-\d{2}\.md\s+\(\d+ KiB\)", text), text
     assert "# LLM quality review" in text

@@ -197,3 +197,15 @@ def test_the_release_is_marked_and_reported(release_review: Any):
     assert data["releases"][0]["value"] == "v2"
     page = render_html(review)
     assert "By segment" in page and "app_version = v2" in page and "DEGRADED 4.18 → 3.71" in page
+
+
+def test_the_segment_verdicts_are_a_dataframe_and_shown_inline(release_review: Any):
+    """`segments_frame()` has a row per segment and criterion with the review's verdicts; the notebook view shows
+    the "By segment" table."""
+    frame = release_review.segments_frame()
+    assert len(frame) == 8
+    verdicts = frame.set_index(["value", "criterion"])["verdict"]
+    assert verdicts["v2", "faithfulness"] == "degraded"
+    assert set(verdicts["v1"]) == {"stable"}
+    html = release_review._repr_html_()
+    assert "By segment" in html and "app_version = v2" in html

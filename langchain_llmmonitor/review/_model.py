@@ -375,6 +375,12 @@ class Review:
 
         return verdicts_frame(self)
 
+    def segments_frame(self) -> Any:
+        """A pandas DataFrame, one row per tested segment (app_version = v2, ...) and criterion, with its verdict."""
+        from ._notebook import segments_frame
+
+        return segments_frame(self)
+
     def trend_frame(self) -> Any:
         """A pandas DataFrame of the daily trends, one row per criterion, day and sampling (random or forced)."""
         from ._notebook import trend_frame

@@ -15,11 +15,11 @@ from typing import Any
 
 from ..frames import records_frame, require_pandas
 from ._deps import require_review_extra
-from ._model import CriterionReview, Review, WorstSample
+from ._model import CriterionReview, Review, SegmentCriterion, WorstSample
 from ._report import build_report
 from ._sections import section_html
 
-NOTEBOOK_SECTIONS = ("summary", "verdicts", "criteria")
+NOTEBOOK_SECTIONS = ("summary", "verdicts", "segments", "criteria")
 """What a notebook shows inline; `write_report` writes every section."""
 _STYLE = """
 .llmmonitor-review { max-width: 1100px; line-height: 1.4; }
@@ -86,6 +86,56 @@ def verdicts_frame(review: Review) -> Any:
     return records_frame(map(_verdict_row, review.criteria), VerdictRow).set_index("criterion")
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    """One criterion's verdict within one segment (key = value); `baseline` is "segment" or "all traffic"."""
+
+    key: str
+    value: str
+    baseline: str
+    criterion: str
+    verdict: str
+    current_mean: float | None
+    current_n: int
+    baseline_mean: float | None
+    baseline_n: int
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_worse: float | None
+    summary: str
+
+
+def segments_frame(review: Review) -> Any:
+    """One row per tested segment and criterion; empty when no segment was tested."""
+    require_pandas()
+    rows = [
+        _segment_row(segment.key, segment.value, segment.baseline, c)
+        for segment in review.segments
+        for c in segment.criteria
+    ]
+    return records_frame(rows, SegmentRow)
+
+
+def _segment_row(key: str, value: str, baseline: str, c: SegmentCriterion) -> SegmentRow:
+    return SegmentRow(
+        key=key,
+        value=value,
+        baseline=baseline,
+        criterion=c.name,
+        verdict=c.verdict,
+        current_mean=c.current_mean,
+        current_n=c.current_n,
+        baseline_mean=c.baseline_mean,
+        baseline_n=c.baseline_n,
+        difference=c.difference,
+        ci_low=c.ci_low,
+        ci_high=c.ci_high,
+        p_worse=c.p_worse,
+        summary=c.summary,
+    )
+
+
 def trend_frame(review: Review) -> Any:
     """The daily trends in long format: a row per criterion, day and sampling ("random" or "forced")."""
     require_pandas()
@@ -115,7 +165,8 @@ def review_html(review: Review) -> str:
         f'<p class="meta"><strong>Weekly quality review</strong>: {html.escape(report.subtitle)}</p>{sections}'
         '<p class="note">The whole report (forced samples, user feedback, agreement, worst answers, cost): '
         "<code>write_report(review, directory)</code>. As data: <code>review.verdicts_frame()</code>, "
-        "<code>review.trend_frame()</code>, <code>review.worst_frame()</code>, <code>review.to_dict()</code>.</p></div>"
+        "<code>review.segments_frame()</code>, <code>review.trend_frame()</code>, <code>review.worst_frame()</code>, "
+        "<code>review.to_dict()</code>.</p></div>"
     )
 
 
