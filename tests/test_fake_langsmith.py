@@ -21,7 +21,13 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tracers.langchain import LangChainTracer
 from langsmith import Client
 from langsmith.schemas import FeedbackSourceType
-from langsmith.utils import LangSmithAuthError, LangSmithConflictError, LangSmithConnectionError, LangSmithError
+from langsmith.utils import (
+    LangSmithAuthError,
+    LangSmithConflictError,
+    LangSmithConnectionError,
+    LangSmithError,
+    LangSmithNotFoundError,
+)
 
 from langchain_llmmonitor.testing.langsmith_server import FakeLangSmith, FakeLangSmithProcess, fast_client
 
@@ -307,6 +313,68 @@ def test_projects_are_created_once_and_looked_up_by_name(server: FakeLangSmith, 
     assert client.create_project("weekly-review", upsert=True).id == created.id
     assert client.read_project(project_name="weekly-review").id == created.id
     assert not client.has_project("never-created")
+
+
+def test_datasets_are_created_once_and_read_by_name_or_id(server: FakeLangSmith, client: Client) -> None:
+    """POST /datasets conflicts on a taken name; GET /datasets finds it by name, GET /datasets/{id} by id, else 404."""
+    created = client.create_dataset("regressions", description="worst answers")
+    with pytest.raises(LangSmithConflictError):
+        client.create_dataset("regressions")
+    assert client.read_dataset(dataset_name="regressions").id == created.id
+    assert client.read_dataset(dataset_id=created.id).description == "worst answers"
+    assert not client.has_dataset(dataset_name="never-created")
+    with pytest.raises(LangSmithNotFoundError):
+        client.read_dataset(dataset_id=uuid.uuid4())
+    assert [(d["name"], d["example_count"]) for d in server.datasets] == [("regressions", 0)]
+
+
+@pytest.mark.parametrize(
+    ("multipart", "endpoint"),
+    [
+        pytest.param(True, "POST /v1/platform/datasets/{id}/examples", id="multipart"),
+        pytest.param(False, "POST /examples/bulk", id="bulk"),
+    ],
+)
+def test_examples_land_whole_or_not_at_all(multipart: bool, endpoint: str) -> None:
+    """create_examples takes the endpoint /info offers; an unknown dataset is 404 and a repeated id 409, storing none."""
+    with FakeLangSmith(dataset_examples_multipart=multipart) as server:
+        client = fast_client(server.url, auto_batch_tracing=False)
+        dataset = client.create_dataset("regressions")
+        first, second = uuid.uuid4(), uuid.uuid4()
+        client.create_examples(
+            dataset_id=dataset.id,
+            examples=[{"id": first, "inputs": {"question": "q1"}, "metadata": {"run_id": "r1"}}],
+        )
+        with pytest.raises(LangSmithConflictError):
+            client.create_examples(
+                dataset_id=dataset.id,
+                examples=[{"id": second, "inputs": {"question": "q2"}}, {"id": first, "inputs": {"question": "q1"}}],
+            )
+        with pytest.raises(LangSmithNotFoundError):
+            client.create_examples(dataset_id=uuid.uuid4(), examples=[{"inputs": {"question": "q3"}}])
+        assert [(e["id"], e["inputs"], e["metadata"]) for e in server.examples] == [
+            (str(first), {"question": "q1"}, {"run_id": "r1"})
+        ]
+        assert (server.count(endpoint, status=201 if multipart else 200), server.count(endpoint, status=409)) == (1, 1)
+        assert server.count(endpoint, status=404) == 1 and server.errors == []
+        client.close(timeout=5)
+
+
+def test_list_examples_filters_by_dataset_ids_and_metadata(server: FakeLangSmith, client: Client) -> None:
+    """GET /examples answers the SDK's dataset, id and metadata filters; an unknown dataset is 404."""
+    dataset, other = client.create_dataset("a"), client.create_dataset("b")
+    ids = [uuid.uuid4() for _ in range(3)]
+    client.create_examples(
+        dataset_id=dataset.id,
+        examples=[{"id": i, "inputs": {"n": n}, "metadata": {"odd": n % 2 == 1}} for n, i in enumerate(ids)],
+    )
+    client.create_examples(dataset_id=other.id, examples=[{"inputs": {"n": 9}}])
+    assert {e.id for e in client.list_examples(dataset_id=dataset.id)} == set(ids)
+    assert [e.id for e in client.list_examples(dataset_id=dataset.id, example_ids=ids[1:])] == ids[1:]
+    assert [e.inputs for e in client.list_examples(dataset_id=dataset.id, metadata={"odd": True})] == [{"n": 1}]
+    assert list(client.list_examples(dataset_id=other.id, example_ids=ids)) == []
+    with pytest.raises(LangSmithNotFoundError):
+        list(client.list_examples(dataset_id=uuid.uuid4()))
 
 
 def test_wrong_api_key_is_rejected_and_stores_nothing() -> None:

@@ -6,8 +6,10 @@
     review.status, review.highlights, review.to_dict()     # the same data, for scripts
 
 or `llmmonitor review --since 7d`. `generate_history(store)` writes six simulated weeks with a slow degradation, so a
-first review has something to find. Needs the review extra (numpy, scipy, matplotlib, tqdm): the functions that need
-it raise ImportError naming `pip install 'langchain-llmmonitor[review]'`; the types and `add_cli` import without it.
+first review has something to find. `export_worst_answers(review, langsmith.Client(), "worst-answers")` (or
+`--export-dataset NAME`) adds the worst answers' questions to a LangSmith dataset, to test the next release on. Needs
+the review extra (numpy, scipy, matplotlib, tqdm): the functions that need it raise ImportError naming
+`pip install 'langchain-llmmonitor[review]'`; the types, `export_worst_answers` and `add_cli` import without it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cli import add_cli, parse_since, run_cli
 from ._deps import INSTALL_HINT, require_review_extra
+from ._export import ExportResult, export_worst_answers
 from ._model import (
     CRITERIA,
     AgreementCounts,
@@ -56,6 +59,7 @@ __all__ = [
     "CriterionSpec",
     "Disagreement",
     "Distribution",
+    "ExportResult",
     "FeedbackComment",
     "ForcedSummary",
     "HistorySummary",
@@ -72,6 +76,7 @@ __all__ = [
     "WorstSample",
     "add_cli",
     "build_review",
+    "export_worst_answers",
     "generate_history",
     "parse_since",
     "render_html",

@@ -32,6 +32,15 @@ What the SDK (langsmith 0.15.1) does here, and how this fake answers:
 - Presigned tokens: a token created with a feedback id (`create_presigned_feedback_token` always sends one) upserts that
   feedback on each submission, so a user changing a thumbs-up to a thumbs-down leaves one feedback; tokens created in
   bulk (no id) create a new feedback per submission. This is the fake's choice, not verified against LangSmith.
+- Datasets: `Client.create_dataset` posts to `POST /datasets` (a taken name is 409, as on LangSmith);
+  `read_dataset`/`has_dataset` read `GET /datasets?name=` (an empty list means not found) or `GET /datasets/{id}`.
+  `Client.create_examples` reads `instance_flags.dataset_examples_multipart_enabled` (on by default, as on LangSmith):
+  on, it posts `multipart/form-data` to `POST /v1/platform/datasets/{id}/examples` (parts `<id>` with metadata, split
+  and created_at, `<id>.inputs`, `<id>.outputs`, `<id>.attachment.<name>`); off, a JSON list to `POST /examples/bulk`.
+  Either way a batch is stored whole or not at all: an unknown dataset is 404 and an example id already stored (or
+  twice in the batch) is 409 -- the fake's choice for a repeated id, not verified against LangSmith.
+  `Client.list_examples` pages `GET /examples` by offset, filtered by `dataset`, `id`, `splits` and `metadata`; the
+  filter language and `as_of` get 422.
 - `Client.list_runs` (deprecated in 0.15 for `client.runs.query`, which needs a server >= 0.16) resolves a project name
   with `GET /sessions?name=` and pages `POST /runs/query` by cursor; the fake answers the common filters (session,
   is_root, start_time, id, trace, error, run_type), ignores `select`, and refuses the filter language with 422.
@@ -96,6 +105,11 @@ DEFAULT_TOKEN_LIFETIME = datetime.timedelta(hours=3)
 # unfiltered list. Runs come newest first, as on LangSmith, paged by an opaque cursor (here: the offset).
 RUN_QUERY_FILTERS = frozenset(
     {"session", "is_root", "start_time", "id", "trace", "error", "run_type", "limit", "cursor", "select"}
+)
+DATASET_QUERY_FILTERS = frozenset({"name", "name_contains", "id", "data_type", "limit", "offset"})
+DATASET_DATA_TYPES = frozenset({"kv", "llm", "chat"})
+EXAMPLE_QUERY_FILTERS = frozenset(
+    {"dataset", "id", "splits", "metadata", "limit", "offset", "inline_s3_urls", "select", "exclude_default_fields"}
 )
 RUN_PART_FIELDS = frozenset({"inputs", "outputs", "events", "extra", "error", "serialized"})
 FEEDBACK_EDITABLE_FIELDS = ("score", "value", "correction", "comment")
@@ -344,6 +358,7 @@ class FakeLangSmith:
         api_key: str | None = None,
         zstd: bool = True,
         multipart: bool = True,
+        dataset_examples_multipart: bool = True,
         duplicate_feedback_status: int = 200,
     ) -> None:
         if duplicate_feedback_status not in (200, 409):
@@ -353,6 +368,7 @@ class FakeLangSmith:
         self._api_key = api_key
         self._zstd = zstd
         self._multipart = multipart
+        self._dataset_examples_multipart = dataset_examples_multipart
         self._duplicate_feedback_status = duplicate_feedback_status
         self._state = threading.Condition(threading.RLock())
         self._lifecycle = threading.Lock()
@@ -466,6 +482,18 @@ class FakeLangSmith:
             return copy.deepcopy(list(self._sessions.values()))
 
     @property
+    def datasets(self) -> list[dict[str, Any]]:
+        """Stored datasets in creation order, as `GET /datasets/{id}` serves them (with `example_count`)."""
+        with self._state:
+            return [self._dataset_view(dataset) for dataset in self._datasets.values()]
+
+    @property
+    def examples(self) -> list[dict[str, Any]]:
+        """Stored examples in arrival order: id, dataset_id, inputs, outputs, metadata, split, source_run_id..."""
+        with self._state:
+            return copy.deepcopy(list(self._examples.values()))
+
+    @property
     def tokens(self) -> list[dict[str, Any]]:
         """Presigned feedback tokens: id, url, expires_at, run_id, feedback_key, feedback_id."""
         with self._state:
@@ -518,6 +546,8 @@ class FakeLangSmith:
         self._request_log: list[RequestRecord] = []
         self._errors: list[str] = []
         self._sessions: dict[str, dict[str, Any]] = {}
+        self._datasets: dict[str, dict[str, Any]] = {}
+        self._examples: dict[str, dict[str, Any]] = {}
         self._ensure_session(DEFAULT_PROJECT)
 
     def _build_routes(self) -> list[_Route]:
@@ -541,6 +571,12 @@ class FakeLangSmith:
             ("GET", "/sessions", self._list_sessions),
             ("POST", "/sessions", self._create_session),
             ("GET", "/sessions/{id}", self._read_session),
+            ("GET", "/datasets", self._list_datasets),
+            ("POST", "/datasets", self._create_dataset),
+            ("GET", "/datasets/{id}", self._read_dataset),
+            ("POST", "/v1/platform/datasets/{id}/examples", self._create_examples_multipart),
+            ("POST", "/examples/bulk", self._create_examples_bulk),
+            ("GET", "/examples", self._list_examples),
         ]
         return [
             (method, re.compile(template.replace("{id}", "(?P<id>[^/]+)")), f"{method} {template}", handler)
@@ -604,7 +640,10 @@ class FakeLangSmith:
                 "version": SERVER_VERSION,
                 "license_expiration_time": None,
                 "batch_ingest_config": {**BATCH_INGEST_CONFIG, "use_multipart_endpoint": self._multipart},
-                "instance_flags": {"zstd_compression_enabled": self._zstd},
+                "instance_flags": {
+                    "zstd_compression_enabled": self._zstd,
+                    "dataset_examples_multipart_enabled": self._dataset_examples_multipart,
+                },
             },
         )
 
@@ -959,6 +998,175 @@ class FakeLangSmith:
             session = self._ensure_session(body["name"], body)
             return _Reply(200, self._session_view(session))
 
+    # datasets and examples
+
+    def _dataset_view(self, dataset: dict[str, Any]) -> dict[str, Any]:
+        count = sum(1 for example in self._examples.values() if example["dataset_id"] == dataset["id"])
+        return {**copy.deepcopy(dataset), "example_count": count}
+
+    def _dataset_by_id(self, id: str) -> dict[str, Any]:
+        dataset = self._datasets.get(_uuid_str(id, "dataset id"))
+        if dataset is None:
+            raise _HttpError(404, f"Dataset {id} not found")
+        return dataset
+
+    def _list_datasets(self, request: _Request) -> _Reply:
+        if unknown := set(request.params) - DATASET_QUERY_FILTERS:
+            raise _HttpError(422, f"the fake answers only {sorted(DATASET_QUERY_FILTERS)}, got {sorted(unknown)}")
+        limit = int(request.param("limit", str(MAX_PAGE_SIZE)))
+        offset = int(request.param("offset", "0"))
+        if not 1 <= limit <= MAX_PAGE_SIZE or offset < 0:
+            raise _HttpError(422, f"limit must be 1..{MAX_PAGE_SIZE} and offset >= 0")
+        names = set(request.params.get("name", []))
+        ids = {_uuid_str(dataset_id, "id") for dataset_id in request.params.get("id", [])}
+        contains = request.param("name_contains")
+        data_type = request.param("data_type")
+        with self._state:
+            matches = [
+                self._dataset_view(dataset)
+                for dataset in self._datasets.values()
+                if (not names or dataset["name"] in names)
+                and (not ids or dataset["id"] in ids)
+                and (contains is None or contains in dataset["name"])
+                and (data_type is None or dataset["data_type"] == data_type)
+            ]
+        return _Reply(200, matches[offset : offset + limit])
+
+    def _read_dataset(self, request: _Request, id: str) -> _Reply:
+        with self._state:
+            return _Reply(200, self._dataset_view(self._dataset_by_id(id)))
+
+    def _create_dataset(self, request: _Request) -> _Reply:
+        body = request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"].strip():
+            raise _HttpError(422, "a dataset needs a non-empty name")
+        if body.get("data_type", "kv") not in DATASET_DATA_TYPES:
+            raise _HttpError(422, f"data_type must be one of {sorted(DATASET_DATA_TYPES)}")
+        now = _now()
+        with self._state:
+            if any(dataset["name"] == body["name"] for dataset in self._datasets.values()):
+                raise _HttpError(409, "Dataset with this name already exists.")
+            dataset = {
+                "id": _uuid_str(body.get("id") or uuid.uuid4(), "id"),
+                "name": body["name"],
+                "description": body.get("description"),
+                "data_type": body.get("data_type", "kv"),
+                "created_at": now,
+                "modified_at": now,
+                "tenant_id": TENANT_ID,
+                "session_count": 0,
+                "extra": body.get("extra"),
+                "metadata": (body.get("extra") or {}).get("metadata"),
+                "inputs_schema_definition": body.get("inputs_schema_definition"),
+                "outputs_schema_definition": body.get("outputs_schema_definition"),
+                "transformations": body.get("transformations"),
+            }
+            self._datasets[dataset["id"]] = dataset
+            self._state.notify_all()
+            return _Reply(200, self._dataset_view(dataset))
+
+    def _create_examples_multipart(self, request: _Request, id: str) -> _Reply:
+        body = request.body
+        if request.headers.get("Content-Encoding", "").lower() == "zstd":
+            body = _zstd_decompress(body)
+        examples: dict[str, dict[str, Any]] = {}
+        for name, content_type, data in _parse_multipart(body, request.headers.get("Content-Type", "")):
+            target, _, detail = name.partition(".")
+            example = examples.setdefault(_uuid_str(target, name), {})
+            if not detail:
+                example.update(_json_part(name, data), id=target)
+            elif detail in ("inputs", "outputs"):
+                example[detail] = _json_part(name, data)
+            elif detail.startswith("attachment.") and detail != "attachment.":
+                example.setdefault("attachments", {})[detail.partition(".")[2]] = {"content_type": content_type}
+            else:
+                raise _HttpError(422, f"unexpected multipart part {name!r}")
+        if any("id" not in example for example in examples.values()):
+            raise _HttpError(422, "each example needs a part named by its id (its metadata, split, created_at)")
+        stored = self._store_examples(id, list(examples.values()))
+        return _Reply(
+            201, {"count": len(stored), "example_ids": [example["id"] for example in stored], "as_of": _now()}
+        )
+
+    def _create_examples_bulk(self, request: _Request) -> _Reply:
+        body = request.json()
+        if not isinstance(body, list) or not all(isinstance(example, dict) for example in body):
+            raise _HttpError(422, "expected a list of example objects")
+        if len({str(example.get("dataset_id")) for example in body}) > 1:
+            raise _HttpError(422, "the fake takes one dataset per bulk request, as the SDK sends it")
+        if not body:
+            return _Reply(200, [])
+        return _Reply(200, self._store_examples(str(body[0].get("dataset_id")), body))
+
+    def _store_examples(self, dataset_id: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Validate the whole batch, then store it: a bad or repeated example stores none of them."""
+        now = _now()
+        with self._state:
+            dataset = self._dataset_by_id(dataset_id)
+            examples = [self._new_example(dataset["id"], body, now) for body in bodies]
+            ids = [example["id"] for example in examples]
+            repeated = sorted({i for i in ids if i in self._examples or ids.count(i) > 1})
+            if repeated:
+                raise _HttpError(409, f"Examples already exist: {', '.join(repeated)}")
+            for example in examples:
+                self._examples[example["id"]] = example
+            self._state.notify_all()
+            return copy.deepcopy(examples)
+
+    @staticmethod
+    def _new_example(dataset_id: str, body: dict[str, Any], now: str) -> dict[str, Any]:
+        for name in ("inputs", "outputs", "metadata"):
+            if body.get(name) is not None and not isinstance(body[name], dict):
+                raise _HttpError(422, f"example {name} must be an object")
+        split = body.get("split") or "base"
+        return {
+            "id": _uuid_str(body.get("id") or uuid.uuid4(), "id"),
+            "dataset_id": dataset_id,
+            "inputs": body.get("inputs") or {},
+            "outputs": body.get("outputs"),
+            "metadata": body.get("metadata"),
+            "split": [split] if isinstance(split, str) else list(split),
+            "source_run_id": _uuid_str(body["source_run_id"], "source_run_id") if body.get("source_run_id") else None,
+            "attachments": body.get("attachments"),
+            "created_at": body.get("created_at") or now,
+            "modified_at": now,
+        }
+
+    def _list_examples(self, request: _Request) -> _Reply:
+        if unknown := set(request.params) - EXAMPLE_QUERY_FILTERS:
+            raise _HttpError(422, f"the fake answers only {sorted(EXAMPLE_QUERY_FILTERS)}, got {sorted(unknown)}")
+        limit = int(request.param("limit", str(MAX_PAGE_SIZE)))
+        offset = int(request.param("offset", "0"))
+        if not 1 <= limit <= MAX_PAGE_SIZE or offset < 0:
+            raise _HttpError(422, f"limit must be 1..{MAX_PAGE_SIZE} and offset >= 0")
+        ids = {_uuid_str(example_id, "id") for example_id in request.params.get("id", [])}
+        splits = set(request.params.get("splits", []))
+        try:
+            metadata = json.loads(request.param("metadata") or "{}")
+        except ValueError as error:
+            raise _HttpError(422, f"metadata is not JSON: {error}") from error
+        if not isinstance(metadata, dict):
+            raise _HttpError(422, "metadata must be a JSON object")
+        with self._state:
+            dataset_id = self._dataset_by_id(request.param("dataset"))["id"] if request.param("dataset") else None
+            matches = [
+                self._example_view(example)
+                for example in self._examples.values()
+                if (dataset_id is None or example["dataset_id"] == dataset_id)
+                and (not ids or example["id"] in ids)
+                and (not splits or splits & set(example["split"]))
+                and all((example["metadata"] or {}).get(key) == value for key, value in metadata.items())
+            ]
+        return _Reply(200, matches[offset : offset + limit])
+
+    @staticmethod
+    def _example_view(stored: dict[str, Any]) -> dict[str, Any]:
+        """An example as the API serves it: attachments would be presigned URLs, which this fake has none of."""
+        example = copy.deepcopy(stored)
+        example.pop("attachments", None)
+        example.pop("split", None)
+        return example
+
     # control API for a standalone process
 
     def _control(self, request: _Request) -> _Reply:
@@ -967,6 +1175,10 @@ class FakeLangSmith:
             return _Reply(200, self.feedback)
         if request.method == "GET" and action == "runs":
             return _Reply(200, self.runs)
+        if request.method == "GET" and action == "datasets":
+            return _Reply(200, self.datasets)
+        if request.method == "GET" and action == "examples":
+            return _Reply(200, self.examples)
         if request.method == "GET" and action == "state":
             return _Reply(200, self._snapshot())
         body = request.json() or {}
@@ -993,6 +1205,8 @@ class FakeLangSmith:
                 "feedback": self.feedback,
                 "runs": self.runs,
                 "sessions": self.sessions,
+                "datasets": self.datasets,
+                "examples": self.examples,
                 "tokens": self.tokens,
                 "duplicates": self.duplicates,
                 "request_log": self.request_log,
@@ -1096,7 +1310,8 @@ class FakeLangSmithProcess:
             return json.loads(response.read())
 
     def state(self) -> dict[str, Any]:
-        """feedback, runs, sessions, tokens, duplicates, request_log and errors, as `FakeLangSmith` exposes them."""
+        """feedback, runs, sessions, datasets, examples, tokens, duplicates, request_log and errors, as `FakeLangSmith`
+        exposes them."""
         return self._call("GET", "state")
 
     @property
@@ -1106,6 +1321,14 @@ class FakeLangSmithProcess:
     @property
     def runs(self) -> dict[str, dict[str, Any]]:
         return self._call("GET", "runs")
+
+    @property
+    def datasets(self) -> list[dict[str, Any]]:
+        return self._call("GET", "datasets")
+
+    @property
+    def examples(self) -> list[dict[str, Any]]:
+        return self._call("GET", "examples")
 
     def fail_next(self, n: int = 1, *, status: int = 503, path: str | None = None, retry_after: float = 0) -> None:
         self._call("POST", "fail_next", {"n": n, "status": status, "path": path, "retry_after": retry_after})
@@ -1136,6 +1359,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None, help="when set, requests without this x-api-key get 401")
     parser.add_argument("--no-zstd", action="store_true", help="do not offer zstd-compressed run ingestion")
     parser.add_argument("--no-multipart", action="store_true", help="make the SDK use /runs/batch")
+    parser.add_argument(
+        "--no-dataset-examples-multipart", action="store_true", help="make the SDK create examples via /examples/bulk"
+    )
     parser.add_argument("--duplicate-feedback-status", type=int, choices=(200, 409), default=200)
     args = parser.parse_args(argv)
     server = FakeLangSmith(
@@ -1144,6 +1370,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         api_key=args.api_key,
         zstd=not args.no_zstd,
         multipart=not args.no_multipart,
+        dataset_examples_multipart=not args.no_dataset_examples_multipart,
         duplicate_feedback_status=args.duplicate_feedback_status,
     ).start()
     stop = threading.Event()
