@@ -18,6 +18,7 @@ from typing import Any
 
 from ._deps import require_review_extra
 from ._export import ExportResult
+from ._model import ReportPaths, Review
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$", re.IGNORECASE)
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -113,7 +114,7 @@ def run_cli(args: argparse.Namespace) -> int:
         if args.export_dataset:
             try:
                 exported = export_worst_answers(review, client, args.export_dataset)
-            except LangSmithError as error:
+            except (LangSmithError, ValueError) as error:  # e.g. a blank name: say it, keep the reports
                 export_error = error
     finally:
         close = getattr(client, "close", None)  # not in older SDKs
@@ -134,7 +135,7 @@ def _has_langsmith_key() -> bool:
     return get_api_key(None) is not None
 
 
-def _print_summary(review: Any, paths: Any, exported: ExportResult | None, *, as_json: bool) -> None:
+def _print_summary(review: Review, paths: ReportPaths, exported: ExportResult | None, *, as_json: bool) -> None:
     if as_json:
         data = review.to_dict()
         data["report"] = {"html": str(paths.html), "markdown": str(paths.markdown)}
