@@ -85,6 +85,10 @@ def expected_metadata(review: Review, sample: WorstSample) -> dict[str, Any]:
         "window_start": review.window_start.isoformat(),
         "window_end": review.window_end.isoformat(),
         "source": "llmmonitor review",
+        # the simulated history's segments: which release, model and chain gave the answer
+        "segment_app_version": "v1",
+        "segment_model": "gpt-4o-mini",
+        "segment_chain": "rag_chain",
     }
 
 

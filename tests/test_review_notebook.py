@@ -64,9 +64,11 @@ def test_trend_frame_is_long_and_its_window_counts_match_the_verdicts(review: Re
 
 
 def test_worst_frame_lists_the_worst_samples_in_order(review: Review) -> None:
-    """One row per worst sample, worst first, one column per field."""
+    """One row per worst sample, worst first, one column per field (the run's segments one per key)."""
     frame = review.worst_frame()
-    assert list(frame.columns) == [f.name for f in dataclasses.fields(WorstSample)]
+    fields = [f.name for f in dataclasses.fields(WorstSample) if f.name != "segments"]
+    segments = ["segments.app_version", "segments.model", "segments.chain"]
+    assert list(frame.columns) == fields + segments
     assert list(frame["run_id"]) == [s.run_id for s in review.worst_samples]
     assert frame["at"].dt.tz == UTC and frame["hallucination"].dtype == "boolean"
 

@@ -200,8 +200,8 @@ def test_the_release_is_marked_and_reported(release_review: Any):
 
 
 def test_the_segment_verdicts_are_a_dataframe_and_shown_inline(release_review: Any):
-    """`segments_frame()` has a row per segment and criterion with the review's verdicts; the notebook view shows
-    the "By segment" table."""
+    """`segments_frame()` has a row per segment and criterion with the review's verdicts, the notebook view shows the
+    "By segment" table, and each worst answer says which release gave it."""
     frame = release_review.segments_frame()
     assert len(frame) == 8
     verdicts = frame.set_index(["value", "criterion"])["verdict"]
@@ -209,3 +209,5 @@ def test_the_segment_verdicts_are_a_dataframe_and_shown_inline(release_review: A
     assert set(verdicts["v1"]) == {"stable"}
     html = release_review._repr_html_()
     assert "By segment" in html and "app_version = v2" in html
+    worst = release_review.worst_frame()
+    assert list(worst["segments.app_version"]) == [w.segments["app_version"] for w in release_review.worst_samples]

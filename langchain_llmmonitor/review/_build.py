@@ -461,6 +461,7 @@ def _worst(in_window: Sequence[Judged], limit: int, linker: RunLinker) -> tuple[
             answer=j.answer,
             url=linker.url(j.run_id, j.trace_id, j.project),
             source=j.source,
+            segments=j.segments,
         )
         for j in ranked
     )

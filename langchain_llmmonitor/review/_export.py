@@ -5,7 +5,7 @@
 
 One example per worst answer with a question: `inputs={"question": ...}`, no outputs. The judged answer and why it was
 bad go into the example's metadata (`rejected_answer`, `judge_reason`, the four scores, `judge_key`, `run_id`,
-`trace_id`, ...), not into its outputs: LangSmith hands an example's outputs to evaluators as the reference answer,
+`trace_id`, the run's segments as `segment_app_version`, ...), not into its outputs: LangSmith hands an example's outputs to evaluators as the reference answer,
 and a known-bad answer there would make every "matches the reference" evaluator reward repeating it. Outputs stay
 empty for the correct answer, written by whoever reviews the example; metadata is shown in the UI and filterable
 (`list_examples(metadata={"run_id": ...})`).
@@ -138,6 +138,7 @@ def _metadata(review: Review, sample: WorstSample) -> dict[str, Any]:
         "window_start": review.window_start.isoformat(),
         "window_end": review.window_end.isoformat(),
         "source": "llmmonitor review",
+        **{f"segment_{key}": value for key, value in sample.segments.items()},  # filterable: segment_app_version
     }
 
 

@@ -258,6 +258,7 @@ class WorstSample:
     answer: str | None
     url: str | None
     source: Literal["store", "langsmith"]
+    segments: Mapping[str, str]  # app_version, model, ... of the run
 
 
 @dataclass(frozen=True, slots=True)
