@@ -6,13 +6,13 @@ Everything the HTML and Markdown reports show comes from here, and `Review.to_di
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from ..core.plain import to_plain
 
 if TYPE_CHECKING:
     from ._drift import DayPoint, DriftAssessment, JudgeChange
@@ -361,7 +361,7 @@ class Review:
 
     def to_dict(self) -> dict[str, Any]:
         """The review as JSON types: what `llmmonitor review --json` prints."""
-        plain = _plain(self)
+        plain = to_plain(self)
         assert isinstance(plain, dict)
         plain["period_word"] = self.period_word
         for criterion, data in zip(self.criteria, plain["criteria"], strict=True):
@@ -413,20 +413,3 @@ class ReportPaths:
 
     html: Path
     markdown: Path
-
-
-def _plain(value: Any) -> Any:
-    """Dataclasses, mappings and sequences to dicts and lists; datetimes to ISO strings; NaN and inf to None."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: _plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item"):  # a numpy scalar that slipped through
-        return _plain(value.item())
-    return value

@@ -11,7 +11,6 @@ bucket is somewhere in 5-7.5 s). Counts, sums, means, tokens and cost are exact.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -21,6 +20,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from ..core.plain import to_plain
 from ..core.vocabulary import CRITERIA, ERROR, RANDOM
 from ..frames import require_pandas
 from . import _snapshot_view
@@ -169,7 +169,7 @@ class MetricsSnapshot:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON types: datetimes as ISO 8601, the totals above included."""
-        plain = _plain(self)
+        plain = to_plain(self)
         for name in ("llm_calls", "llm_error_rate", "invocations", "invocation_error_rate", "tokens", "cost_usd"):
             plain[name] = getattr(self, name)
         plain["unpriced_calls"] = self.unpriced_calls
@@ -357,15 +357,3 @@ def _merged(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
         for key, n in mapping.items():
             merged[key] += n
     return dict(sorted(merged.items(), key=lambda item: _order(item[0])))
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: _plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
