@@ -242,11 +242,12 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_html_report_is_self_contained_with_png_plots_and_every_section(degraded: Reviewed) -> None:
-    """The page parses, has each section, embeds one PNG per criterion plus the ratings plot, and loads nothing."""
+    """The page parses, has each section, embeds one PNG per criterion plus the ratings and agreement plots, and
+    loads nothing."""
     page = PageParser()
     page.feed(degraded.paths.html.read_text(encoding="utf-8"))
     assert page.sections == [key for key, _ in SECTIONS]
-    assert len(page.images) == 5
+    assert len(page.images) == 6
     for src in page.images:
         assert src.startswith("data:image/png;base64,")
         width, height = png_size(base64.b64decode(src.removeprefix("data:image/png;base64,"), validate=True))
@@ -265,6 +266,7 @@ def drawn_charts(review: Review) -> list[Any]:
 
     figures = [report_module._criterion_chart(review, criterion) for criterion in review.criteria]
     figures.append(report_module._feedback_chart(review))
+    figures.append(report_module._agreement_chart(review))
     for figure in figures:
         FigureCanvasAgg(figure).draw()
     return figures
@@ -273,7 +275,7 @@ def drawn_charts(review: Review) -> list[Any]:
 def test_chart_legends_cover_no_data_and_stay_in_the_picture(degraded: Reviewed) -> None:
     """Each legend of each plot lies outside every axes' data area and inside the figure, so it hides no point."""
     charts = drawn_charts(degraded.review)
-    assert len(charts) == len(degraded.review.criteria) + 1
+    assert len(charts) == len(degraded.review.criteria) + 2
     for figure in charts:
         renderer = figure.canvas.get_renderer()
         legends = [*figure.legends, *(axis.get_legend() for axis in figure.axes if axis.get_legend())]
@@ -487,7 +489,7 @@ def test_both_formats_show_every_section_table_and_line_of_the_model(rendered: R
     assert markdown.tables == model.tables
     assert set(model.lines) <= set(page.lines)
     assert set(model.lines) <= set(markdown.lines)
-    assert (model.figures, page.figures, markdown.figures) == (5, 5, 0)
+    assert (model.figures, page.figures, markdown.figures) == (6, 6, 0)
     assert "Plots: see the HTML report." in rendered.markdown
 
 

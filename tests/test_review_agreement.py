@@ -232,3 +232,19 @@ def test_simulated_history_pairs_match_the_store(tmp_path: Path) -> None:
 def test_cohens_kappa(table: tuple[int, int, int, int], kappa: float | None) -> None:
     """Kappa from (both bad, judge only, user only, both fine); None when chance explains everything or nothing rated."""
     assert _kappa(*table) == (kappa if kappa is None else pytest.approx(kappa))
+
+
+def test_agreement_chart_plots_each_periods_numbers(drifted: Review) -> None:
+    """The chart's three lines are the periods' agreement, judge-flags-of-thumbs-down and passes-of-thumbs-up, in %."""
+    axis = report_module._agreement_chart(drifted).axes[0]
+    periods = [*drifted.agreement.baseline_periods, drifted.agreement.current]
+    lines = {line.get_label(): list(line.get_ydata()) for line in axis.get_lines()}
+    for label, name in (
+        ("judge flags, of thumbs-down", "flagged_of_negative"),
+        ("judge passes, of thumbs-up", "passed_of_positive"),
+    ):
+        expected = [100 * getattr(c, name) for c in periods if getattr(c, name) is not None]
+        assert lines[label] == pytest.approx(expected)
+    agreement = [100 * c.agreement for c in periods if c.agreement is not None]
+    [errorbar] = axis.containers
+    assert list(errorbar.lines[0].get_ydata()) == pytest.approx(agreement)

@@ -409,8 +409,16 @@ def _agreement_blocks(review: Review) -> list[Block]:
     if agreement.current.n or agreement.baseline.n:
         rows = (_agreement_row(f"This {word}", agreement.current), _agreement_row("Baseline", agreement.baseline))
         weekly = tuple(_agreement_row(_span(c), c) for c in agreement.baseline_periods)
+        figure = Figure(
+            anchor="agreement-trend",
+            alt=f"Judge-human agreement per {word}",
+            png=partial(_agreement_figure, review),
+            caption=f"Per {word}: the agreement rate with its 95% interval, and the two shares by rating, which the "
+            "mix of thumbs-down and thumbs-up runs does not move.",
+        )
         blocks += [
             Table(_AGREEMENT_HEADER, rows),
+            figure,
             Details(f"Agreement in each baseline {word}", (Table(_AGREEMENT_HEADER, weekly),)),
         ]
     blocks.append(Note((_agreement_note(review),)))
@@ -792,4 +800,47 @@ def _feedback_chart(review: Review) -> Any:
     _date_axis(axis, review)
     axis.set_title("User ratings: daily thumbs-down share")
     _legend(axis, counts)
+    return figure
+
+
+def _agreement_figure(review: Review) -> bytes:
+    return _png(_agreement_chart(review))
+
+
+def _agreement_chart(review: Review) -> Any:
+    """Per period, oldest first: agreement with its interval, judge flags of thumbs-down, judge passes of thumbs-up."""
+    import matplotlib.figure
+
+    agreement = review.agreement
+    periods = [*agreement.baseline_periods, agreement.current]
+    middles = [c.start + (c.end - c.start) / 2 for c in periods]
+    figure = matplotlib.figure.Figure(figsize=(11, 3.2), layout="constrained")
+    axis = figure.add_subplot()
+    axis.axvspan(review.window_start, review.window_end, color="#ffd54f", alpha=0.3, zorder=0,
+                 label=f"this {review.period_word}")  # fmt: skip
+    known = [(m, c) for m, c in zip(middles, periods, strict=True) if c.agreement is not None]
+    axis.errorbar(
+        [m for m, _ in known],
+        [100 * (c.agreement or 0.0) for _, c in known],
+        yerr=[
+            [100 * ((c.agreement or 0.0) - (c.ci_low or 0.0)) for _, c in known],
+            [100 * ((c.ci_high or 0.0) - (c.agreement or 0.0)) for _, c in known],
+        ],
+        marker="o",
+        capsize=3,
+        color="#1f5fa8",
+        label="agreement (95% interval)",
+    )
+    for name, label, color in (
+        ("flagged_of_negative", "judge flags, of thumbs-down", "#b00020"),
+        ("passed_of_positive", "judge passes, of thumbs-up", "#2e7d32"),
+    ):
+        shown = [(m, getattr(c, name)) for m, c in zip(middles, periods, strict=True) if getattr(c, name) is not None]
+        axis.plot([m for m, _ in shown], [100 * v for _, v in shown], marker="s", markersize=4, linestyle="--",
+                  color=color, label=label)  # fmt: skip
+    axis.set_ylim(0, 105)
+    axis.set_ylabel("% of runs rated and judged")
+    axis.set_title(f"Judge–human agreement per {review.period_word}")
+    _date_axis(axis, review)
+    _legend(axis)
     return figure
