@@ -170,6 +170,7 @@ def test_judge_scores_and_user_rating_land_once_with_every_field(
         completeness=3,
         hallucination=True,
         reason="invents opening hours",
+        segments={"app_version": "v2", "model": "gpt-4o-mini"},
     )
     store.add_evaluation(evaluation)
     user = rating(run_id=run_id, trace_id=run_id, score=0.0, rating="negative", comment="wrong hours")
@@ -198,6 +199,7 @@ def test_judge_scores_and_user_rating_land_once_with_every_field(
             "prompt_version": "2026-03",
             "sampling": "forced",
             "sample_reason": "feedback",
+            "segments": {"app_version": "v2", "model": "gpt-4o-mini"},
         },
     }
     assert (stored["user_rating"]["value"], stored["user_rating"]["comment"]) == ("negative", "wrong hours")

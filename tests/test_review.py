@@ -699,7 +699,8 @@ def langsmith() -> Iterator[FakeLangSmith]:
 def test_langsmith_feedback_is_merged_once_with_exact_links(
     langsmith: FakeLangSmith, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """LangSmith-only scores and ratings join once (forwarded ones not twice), with exact links and a progress bar."""
+    """LangSmith-only scores and ratings join once (forwarded ones not twice) with their segments, exact links and a
+    progress bar."""
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)  # the fake stamps real time
     store = Store(tmp_path / "monitor.db")
     generate_history(store, now=until, seed=SEED, scenario="stable")
@@ -721,11 +722,12 @@ def test_langsmith_feedback_is_merged_once_with_exact_links(
         feedback(evaluation.run_id, "faithfulness", evaluation.faithfulness, source_info=judge,
                  feedback_id=judge_feedback_id(evaluation.id, "faithfulness"))  # fmt: skip
     remote_runs = [str(uuid.uuid4()) for _ in range(4)]
+    remote_judge = {**judge, "segments": {"app_version": "v9", "model": "gpt-4.1"}}
     for run_id in remote_runs:  # judged by another replica whose store this is not
         run(run_id)
         for key in ("faithfulness", "relevance", "completeness"):
-            feedback(run_id, key, 1, source_info=judge, comment="remote: contradicts the manual")
-        feedback(run_id, "hallucination", 1, source_info=judge)
+            feedback(run_id, key, 1, source_info=remote_judge, comment="remote: contradicts the manual")
+        feedback(run_id, "hallucination", 1, source_info=remote_judge)
         feedback(run_id, "user_rating", 0, value="negative", comment="remote thumbs down")
         feedback(run_id, "faithfulness", 5, source_info={"evaluator": "unnamed"})  # no judge/model/prompt: left out
         feedback(run_id, "thumbs", 1)  # another key: left out
@@ -745,6 +747,7 @@ def test_langsmith_feedback_is_merged_once_with_exact_links(
     assert {s.run_id for s in worst} == set(remote_runs) and {s.source for s in worst} == {"langsmith"}
     for sample in worst:
         assert sample.reason == "remote: contradicts the manual" and sample.hallucination is True
+        assert sample.segments == {"app_version": "v9", "model": "gpt-4.1"}  # as the other replica sent them
         assert sample.url == (
             f"https://ls.example/o/{TENANT_ID}/projects/p/{project.id}/r/{sample.run_id}?trace_id={sample.run_id}"
         )

@@ -29,6 +29,7 @@ def judge_feedback_items(record: EvaluationRecord) -> list[OutboxItem]:
         prompt_version=record.prompt_version,
         sampling=record.sampling,
         sample_reason=record.sample_reason,
+        segments=dict(record.segments),  # so a review reading LangSmith sees which release each score is about
     )
     comment = _scrubbed(record.reason)
     return [

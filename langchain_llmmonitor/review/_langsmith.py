@@ -117,12 +117,20 @@ def _add_score(scores: dict[tuple[str, str], dict[str, Any]], feedback: Any, run
             judge_key=key,
             sampling=str(metadata.get("sampling", "random")),
             sample_reason=str(metadata.get("sample_reason", "langsmith")),  # sent by newer monitors only
+            segments=_segments(metadata.get("segments")),
             scores={},
             reason=None,
         ),
     )
     entry["scores"][feedback.key] = float(feedback.score)
     entry["reason"] = entry["reason"] or feedback.comment
+
+
+def _segments(sent: Any) -> dict[str, str]:
+    """The segments a monitor sent with its scores (none from older monitors or other evaluators): text only."""
+    if not isinstance(sent, dict):
+        return {}
+    return {str(key): value for key, value in sent.items() if isinstance(value, str)}
 
 
 def _judged(entry: dict[str, Any], project: str) -> Judged:
@@ -140,6 +148,7 @@ def _judged(entry: dict[str, Any], project: str) -> Judged:
         question=None,
         answer=None,
         source="langsmith",
+        segments=entry["segments"],
     )
 
 
