@@ -12,6 +12,7 @@ exactly one name and one default. Environment variables are read only where the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -151,21 +152,32 @@ class SegmentConfig:
             model of the trace's last LLM call) and `chain` (the root's name) are filled in when not declared. Keep
             them low-cardinality: the review tests each value with enough samples, and splits its alpha among them.
         max_value_chars: a longer value is cut.
+        metric_labels: keys (of `keys`) also added as labels of the invocation and quality metrics
+            (`llm_invocations_total`, `llm_invocation_duration_seconds`, `llm_quality_score`,
+            `llm_quality_hallucination_verdicts_total`), for dashboards and alerts per release. Off by default: every
+            label multiplies the series.
+        max_label_values: distinct values each metric label takes in one process; later ones are counted as
+            "other", so a key that turns out not to be low-cardinality cannot grow the series without end.
     """
 
     keys: tuple[str, ...] = DEFAULT_SEGMENT_KEYS
     max_value_chars: int = 64
+    metric_labels: tuple[str, ...] = ()
+    max_label_values: int = 20
 
     def __post_init__(self) -> None:
-        keys = self.keys
-        if isinstance(keys, str) or not isinstance(keys, Collection):
-            raise TypeError(f"SegmentConfig.keys must be a sequence of metadata keys (strings), got {keys!r}")
-        object.__setattr__(self, "keys", tuple(dict.fromkeys(keys)))
+        for name in ("keys", "metric_labels"):
+            keys = getattr(self, name)
+            if isinstance(keys, str) or not isinstance(keys, Collection):
+                raise TypeError(f"SegmentConfig.{name} must be a sequence of metadata keys (strings), got {keys!r}")
+            object.__setattr__(self, name, tuple(dict.fromkeys(keys)))
         check(
             self,
             [
                 *(_key_problem(key) for key in self.keys),
                 number_problem("max_value_chars", self.max_value_chars, integer=True, minimum=1, maximum=200),
+                *(_label_problem(key, self.keys) for key in self.metric_labels),
+                number_problem("max_label_values", self.max_label_values, integer=True, minimum=1, maximum=1_000),
             ],
         )
 
@@ -444,3 +456,17 @@ def _key_problem(key: Any) -> str | None:
     if isinstance(key, str) and key.strip() and not any(sep in key for sep in ":="):
         return None
     return f"keys must be non-empty strings without ':' or '=' (tags are written key:value), got {key!r}"
+
+
+_TAKEN_LABELS = frozenset({"name", "status", "criterion", "judge", "sampling", "verdict", "le"})
+
+
+def _label_problem(key: Any, keys: tuple[str, ...]) -> str | None:
+    if key not in keys:
+        return f"metric_labels must be among keys {list(keys)}, got {key!r}"
+    if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key) or key.startswith("__") or key in _TAKEN_LABELS:
+        return (
+            f"metric_labels must be Prometheus label names (letters, digits, '_'; not {sorted(_TAKEN_LABELS)}), "
+            f"got {key!r}"
+        )
+    return None

@@ -17,13 +17,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from .config import JudgeConfig, LangSmithConfig
+from .config import JudgeConfig, LangSmithConfig, SegmentConfig
 from .core.judging import Judge
 from .core.text import scrub
 from .quality import QualityPipeline
 from .quality.judges import DEFAULT_OPENAI_MODEL, OfflineJudge, default_judge
 from .telemetry.logs import default_logger
-from .telemetry.metrics import metrics_for
+from .telemetry.metrics import SegmentLabels, metrics_for
 
 
 def load_judge(spec: str) -> Judge:
@@ -59,13 +59,18 @@ class JudgeWorker:
         forward: bool = False,
         registry: CollectorRegistry | None = None,
         logger: Any = None,
+        segments: SegmentConfig | None = None,
     ) -> None:
+        """`segments`: only its `metric_labels` and `max_label_values` matter here, the labels of the quality metrics
+        (the applications' own settings decide which segments the jobs carry)."""
         self.store = store
         self.registry = registry if registry is not None else CollectorRegistry()
         self._log = logger if logger is not None else default_logger()
         store.gauges.register(self.registry)
+        segments = segments if segments is not None else SegmentConfig()
+        labels = SegmentLabels(segments.metric_labels, segments.max_label_values)
         self.pipeline = QualityPipeline(
-            judge, metrics=metrics_for(self.registry), config=config, logger=self._log, jobs=store
+            judge, metrics=metrics_for(self.registry, labels), config=config, logger=self._log, jobs=store
         )
         self.forwarder = None
         if forward:
@@ -117,6 +122,14 @@ def add_cli(commands: Any) -> None:
     parser.add_argument(
         "--idle-exit", type=float, default=None, help="exit once no job was left for this many seconds (batch runs)"
     )
+    parser.add_argument(
+        "--metric-label",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a segment key (app_version, ...) as a label of the quality metrics, as the applications' "
+        "segments.metric_labels (repeatable)",
+    )
     parser.set_defaults(func=run_cli)
 
 
@@ -135,13 +148,15 @@ def run_cli(args: argparse.Namespace) -> int:
     try:
         judge = load_judge(args.judge)
         config = JudgeConfig(workers=args.threads)
+        labels = tuple(args.metric_label)
+        segments = SegmentConfig(keys=(*SegmentConfig().keys, *labels), metric_labels=labels)
         store = open_store(args.store)
     except (ValueError, ImportError, OSError, AttributeError, SQLAlchemyError) as error:
         print(f"llmmonitor worker: error: {scrub(str(error))}", file=sys.stderr)  # a store URL may hold a password
         return 2
     forward = not args.no_forward and bool(get_env_var("API_KEY", default=None))
     store.outbox = forward or args.outbox
-    worker = JudgeWorker(store, judge, config=config, forward=forward)
+    worker = JudgeWorker(store, judge, config=config, forward=forward, segments=segments)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

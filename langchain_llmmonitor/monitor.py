@@ -25,7 +25,7 @@ from .pricing import PriceTable
 from .quality import QualityPipeline
 from .quality.judges import default_judge
 from .telemetry.logs import default_logger
-from .telemetry.metrics import MonitorMetrics, metrics_for
+from .telemetry.metrics import MonitorMetrics, SegmentLabels, metrics_for
 from .telemetry.snapshot import MetricsSnapshot, read_snapshot
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ class Monitor(CallbackHandler):
         )
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
-        metrics = metrics_for(self.registry)
+        segments = config.segments
+        metrics = metrics_for(self.registry, SegmentLabels(segments.metric_labels, segments.max_label_values))
         self.prices = config.prices if config.prices is not None else PriceTable.default()
         metrics.prices(self.prices.version).set(1)  # "prices as of" on a dashboard
         self._judge = judge if judge is not None else default_judge(self.prices)

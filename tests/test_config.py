@@ -55,6 +55,8 @@ WALK: dict[str, tuple[Any, Callable[[Monitor], Any]]] = {
     "capture.max_text_chars": (500, lambda m: m._capture.max_text_chars),
     "segments.keys": (("model", "release"), lambda m: tuple(sorted(m._segment_keys))),
     "segments.max_value_chars": (12, lambda m: m._segment_chars),
+    "segments.metric_labels": (("app_version",), lambda m: m._metrics.segment_labels.keys),
+    "segments.max_label_values": (3, lambda m: m._metrics.segment_labels._max_values),
     "judge.workers": (3, lambda m: m._quality._thread_count),
     "judge.queue_size": (7, lambda m: m._quality._board.capacity),
     "judge.max_evaluations_per_hour": (40, lambda m: m._quality._budget._max_evaluations),
@@ -305,6 +307,19 @@ def test_shortcuts_win_over_the_config(tmp_path: Path):
             TypeError,
             "SegmentConfig.keys must be a sequence of metadata keys (strings), got 'app_version'",
             id="segment-keys-as-text",
+        ),
+        pytest.param(
+            {"segments": {"metric_labels": ["tenant"]}},
+            ValueError,
+            "metric_labels must be among keys ['app_version', 'prompt_version', 'model', 'chain'], got 'tenant'",
+            id="label-not-a-segment",
+        ),
+        pytest.param(
+            {"segments": {"keys": ["app-version", "status"], "metric_labels": ["app-version", "status"]}},
+            ValueError,
+            "metric_labels must be Prometheus label names (letters, digits, '_'; not ['criterion', 'judge', 'le', "
+            "'name', 'sampling', 'status', 'verdict']), got 'app-version'",
+            id="label-name",
         ),
         pytest.param(
             {"segments": {"max_value_chars": 500}},

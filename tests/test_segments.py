@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,16 +14,18 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from langchain_llmmonitor import Monitor, MonitorConfig
-from langchain_llmmonitor.core.records import InvocationRecord
+from langchain_llmmonitor import Monitor, MonitorConfig, SegmentConfig
+from langchain_llmmonitor.core.judging import EvaluationInput
+from langchain_llmmonitor.core.records import EvaluationJob, InvocationRecord, evaluation_id
 from langchain_llmmonitor.core.segments import declared_segments
 from langchain_llmmonitor.demo.app import DemoChatModel, build_chain
+from langchain_llmmonitor.judge_worker import JudgeWorker
 from langchain_llmmonitor.quality.judges import OfflineJudge
 from langchain_llmmonitor.review import build_review, generate_history, render_html
 from langchain_llmmonitor.review._records import Judged
 from langchain_llmmonitor.review._segments import plan_segments
 from langchain_llmmonitor.storage.store import Store
-from langchain_llmmonitor.testing import LogCapture
+from langchain_llmmonitor.testing import LogCapture, metric_value
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 KEYS = ("app_version", "prompt_version", "model", "chain")
@@ -211,3 +215,79 @@ def test_the_segment_verdicts_are_a_dataframe_and_shown_inline(release_review: A
     assert "By segment" in html and "app_version = v2" in html
     worst = release_review.worst_frame()
     assert list(worst["segments.app_version"]) == [w.segments["app_version"] for w in release_review.worst_samples]
+
+
+def _labelled_monitor(registry: CollectorRegistry, **segments: Any) -> Monitor:
+    config = MonitorConfig.from_mapping({"sampling": {"rate": 1.0}, "segments": segments})
+    return Monitor(config, registry=registry, logger=LogCapture().logger, judge=OfflineJudge())
+
+
+def test_opted_in_segment_labels_are_on_the_invocation_and_quality_metrics_and_bounded(tmp_path: Path):
+    """With metric_labels, each invocation and score is counted under its app_version; past max_label_values new
+    values are "other", and a trace without one gets the empty label."""
+    registry = CollectorRegistry()
+    chain = build_chain(DemoChatModel())
+    with _labelled_monitor(registry, metric_labels=["app_version"], max_label_values=2) as monitor:
+        for version in ("v1", "v2", "v3", "v4", None, "v1"):
+            metadata = {"app_version": version} if version else {}
+            chain.invoke("How do I reset my password?", config={"callbacks": [monitor], "metadata": metadata})
+        monitor.flush()
+    invocations = {
+        version: metric_value(
+            registry, "llm_invocations_total", name="support_bot", status="success", app_version=version
+        )
+        for version in ("v1", "v2", "other", "", "v3")
+    }
+    assert invocations == {"v1": 2, "v2": 1, "other": 2, "": 1, "v3": 0}
+    scored = {
+        version: metric_value(
+            registry,
+            "llm_quality_score_count",
+            criterion="faithfulness",
+            judge="offline",
+            sampling="random",
+            app_version=version,
+        )
+        for version in ("v1", "v2", "other", "")
+    }
+    assert scored == {"v1": 2, "v2": 1, "other": 2, "": 1}
+
+
+def test_segment_labels_are_off_by_default_and_a_shared_registry_keeps_one_set():
+    """Without the opt-in an invocation is counted under its name and status only; a monitor wanting other labels on
+    the same registry is refused with the reason."""
+    registry = CollectorRegistry()
+    with _labelled_monitor(registry) as monitor:
+        metadata = {"app_version": "v2"}
+        build_chain(DemoChatModel()).invoke("Hi", config={"callbacks": [monitor], "metadata": metadata})
+        exact = registry.get_sample_value("llm_invocations_total", {"name": "support_bot", "status": "success"})
+        assert exact == 1
+        with pytest.raises(ValueError, match=r"segment labels \[\], not \['model'\]"):
+            _labelled_monitor(registry, metric_labels=["model"])
+
+
+def test_llmmonitor_worker_labels_the_scores_it_judges(tmp_path: Path):
+    """A judge worker given the label judges stored jobs under the app_version they carry."""
+    store = Store(tmp_path / "jobs.db")
+    item = EvaluationInput(question="When?", context=("Open 9-17.",), answer="Open 9-17.")
+    jobs = [
+        EvaluationJob(
+            run_id=run_id,
+            trace_id=run_id,
+            item=item,
+            sampling="random",
+            sample_reason="rate",
+            segments={"app_version": version},
+            id=evaluation_id(run_id),
+        )
+        for run_id, version in ((str(uuid.uuid4()), "v1"), (str(uuid.uuid4()), "v2"))
+    ]
+    store.add_invocations([], jobs)
+    worker = JudgeWorker(store, OfflineJudge(), segments=SegmentConfig(metric_labels=("app_version",)))
+    worker.run(threading.Event(), idle_exit=0.3)
+    worker.close()
+    store.close()
+    for version in ("v1", "v2"):
+        labels = dict(judge="offline", sampling="random", app_version=version)
+        assert sum(metric_value(worker.registry, "llm_quality_hallucination_verdicts_total", verdict=v, **labels)
+                   for v in ("yes", "no")) == 1  # fmt: skip

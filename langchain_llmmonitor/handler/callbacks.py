@@ -155,6 +155,7 @@ class CallbackHandler(BaseCallbackHandler):
         self._capture = config.capture
         self._segment_keys = frozenset(config.segments.keys)
         self._segment_chars = config.segments.max_value_chars
+        self._labelled = bool(metrics.segment_labels.keys)
         self._project = config.langsmith.project
         self._evaluations = evaluations
         self._invocations = invocations
@@ -619,9 +620,15 @@ class CallbackHandler(BaseCallbackHandler):
         now = self._clock()
         elapsed = now - run.started
         trace = run.trace
-        self._metrics.invocations(trace.name, status).inc()
+        if self._labelled:  # opted-in segment labels (SegmentConfig.metric_labels)
+            extra = self._metrics.segment_labels.values(self._segments(trace))
+            self._metrics.invocations(trace.name, status, *extra).inc()
+            duration = self._metrics.invocation_duration(trace.name, *extra)
+        else:
+            self._metrics.invocations(trace.name, status).inc()
+            duration = self._metrics.invocation_duration(trace.name)
         if status != CANCELLED:
-            self._metrics.invocation_duration(trace.name).observe(elapsed)
+            duration.observe(elapsed)
         if self._unsettled:
             self._settle_due(now)
         inputs = inputs if inputs is not None else trace.inputs
@@ -680,11 +687,14 @@ class CallbackHandler(BaseCallbackHandler):
                 decision = AFTER_ERROR
         if not decision and self._invocations is None:
             return
-        segments = trace_segments(self._segment_keys, trace.segments, trace.model, trace.name, self._segment_chars)
+        segments = self._segments(trace)
         if decision:
             evaluated = self._submit(decision, run_id, trace, inputs, trace.documents, answer, segments)
         if self._invocations is not None:
             self._record_invocation(run_id, trace, status, elapsed, inputs, answer, evaluated, segments)
+
+    def _segments(self, trace: Trace) -> dict[str, str]:
+        return trace_segments(self._segment_keys, trace.segments, trace.model, trace.name, self._segment_chars)
 
     def _log_invocation(
         self, run_id: UUID, trace: Trace, status: str, elapsed: float, error: BaseException | None

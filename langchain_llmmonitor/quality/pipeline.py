@@ -296,9 +296,11 @@ class QualityPipeline(Worker[EvaluationJob]):
             metrics.judge_errors(name, outcome.error_type or "other").inc()
         else:
             scores = outcome.verdict.scores
+            extra = metrics.segment_labels.values(job.segments)  # () unless segment labels were opted in
             for criterion in CRITERIA:
-                metrics.quality_score(criterion, name, job.sampling).observe(getattr(scores, criterion))
-            metrics.hallucination_verdicts(name, job.sampling, "yes" if scores.hallucination else "no").inc()
+                metrics.quality_score(criterion, name, job.sampling, *extra).observe(getattr(scores, criterion))
+            verdict = "yes" if scores.hallucination else "no"
+            metrics.hallucination_verdicts(name, job.sampling, verdict, *extra).inc()
         usage = outcome.usage
         if usage.prompt_tokens:  # a failed call that got a reply was paid for too
             metrics.judge_tokens(name, "prompt").inc(usage.prompt_tokens)

@@ -10,7 +10,7 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -95,11 +95,40 @@ class _Family:
         return child
 
 
-class MonitorMetrics:
-    """The metric families on one registry."""
+class SegmentLabels:
+    """Segment keys a user opted in to as labels of the invocation and quality metrics, each holding at most
+    `max_values` distinct values in this process: later ones are counted under "other", so the series stay bounded
+    whatever the application puts in its metadata. A trace without the key gets "" (Prometheus' "no label")."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    OTHER = "other"
+
+    def __init__(self, keys: tuple[str, ...] = (), max_values: int = 20) -> None:
+        self.keys = keys
+        self._max_values = max_values
+        self._seen: dict[str, set[str]] = {key: set() for key in keys}
+        self._lock = threading.Lock()
+
+    def values(self, segments: Mapping[str, str]) -> tuple[str, ...]:
+        return tuple(self._admitted(key, segments.get(key, "")) for key in self.keys)
+
+    def _admitted(self, key: str, value: str) -> str:
+        seen = self._seen[key]
+        if not value or value in seen:
+            return value
+        with self._lock:  # a new value: rare, and the bound must hold across threads
+            if value in seen or len(seen) < self._max_values:
+                seen.add(value)
+                return value
+        return self.OTHER
+
+
+class MonitorMetrics:
+    """The metric families on one registry; `segment_labels` adds the opted-in segment keys as the last labels of the
+    invocation and quality metrics."""
+
+    def __init__(self, registry: CollectorRegistry, segment_labels: SegmentLabels | None = None) -> None:
         self._registry = registry
+        self.segment_labels = segment_labels if segment_labels is not None else SegmentLabels()
         self._families: list[Counter | Gauge | Histogram] = []
         self._llm_calls()
         self._invocations_and_steps()
@@ -163,14 +192,17 @@ class MonitorMetrics:
 
     def _invocations_and_steps(self) -> None:
         """Whole invocations (the root run of each trace), retrievers and tools."""
-        counter, histogram = self._counter, self._histogram
+        counter, histogram, segments = self._counter, self._histogram, self.segment_labels.keys
         self.invocations = counter(
             "llm_invocations_total",
             "Root invocations by name and outcome (success, error, cancelled, interrupted).",
-            ("name", "status"),
+            ("name", "status", *segments),
         )
         self.invocation_duration = histogram(
-            "llm_invocation_duration_seconds", "End-to-end latency of root invocations.", ("name",), LATENCY_BUCKETS
+            "llm_invocation_duration_seconds",
+            "End-to-end latency of root invocations.",
+            ("name", *segments),
+            LATENCY_BUCKETS,
         )
 
         self.retriever_requests = counter(
@@ -188,19 +220,22 @@ class MonitorMetrics:
     def _quality(self) -> None:
         """Sampled traces scored by a judge off the request path. `sampling` is "random" for the rate-based sample
         (what trends and alerts use) and "forced" for always-evaluate rules."""
-        counter, histogram, gauge = self._counter, self._histogram, self._gauge
+        counter, histogram, gauge, segments = self._counter, self._histogram, self._gauge, self.segment_labels.keys
         self.quality_samples = counter(
             "llm_quality_samples_total",
             "Traces chosen for evaluation, by reason (rate, metadata, tag, error, feedback).",
             ("reason",),
         )
         self.quality_score = histogram(
-            "llm_quality_score", "Judge scores (1-5) by criterion.", ("criterion", "judge", "sampling"), SCORE_BUCKETS
+            "llm_quality_score",
+            "Judge scores (1-5) by criterion.",
+            ("criterion", "judge", "sampling", *segments),
+            SCORE_BUCKETS,
         )
         self.hallucination_verdicts = counter(
             "llm_quality_hallucination_verdicts_total",
             "Judge hallucination verdicts (yes, no).",
-            ("judge", "sampling", "verdict"),
+            ("judge", "sampling", "verdict", *segments),
         )
         self.judge_evaluations = counter(
             "llm_judge_evaluations_total", "Judge evaluations by outcome (success, error, cached).", ("judge", "status")
@@ -266,12 +301,21 @@ _lock = threading.Lock()
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, MonitorMetrics] = weakref.WeakKeyDictionary()
 
 
-def metrics_for(registry: CollectorRegistry) -> MonitorMetrics:
-    """The metrics on `registry`, created on first use so that several monitors can share one registry."""
+def metrics_for(registry: CollectorRegistry, segment_labels: SegmentLabels | None = None) -> MonitorMetrics:
+    """The metrics on `registry`, created on first use so that several monitors can share one registry.
+
+    `segment_labels`: the opted-in segment labels the metrics must have (None: whatever they were created with). A
+    registry's metrics have one set of label names, so a monitor asking for other ones is refused.
+    """
     with _lock:
         metrics = _by_registry.get(registry)
         if metrics is None:
-            metrics = _by_registry[registry] = MonitorMetrics(registry)
+            metrics = _by_registry[registry] = MonitorMetrics(registry, segment_labels)
+        elif segment_labels is not None and segment_labels.keys != metrics.segment_labels.keys:
+            raise ValueError(
+                f"this registry's metrics have the segment labels {list(metrics.segment_labels.keys)}, not "
+                f"{list(segment_labels.keys)}: monitors sharing a registry need the same segments.metric_labels"
+            )
         return metrics
 
 
