@@ -5,8 +5,9 @@
     paths = write_report(review, "llmmonitor-out")         # review-YYYY-MM-DD.html (plots inline) and .md
     review.status, review.highlights, review.to_dict()     # the same data, for scripts
 
-or `llmmonitor review --since 7d`. `generate_history(store)` writes six simulated weeks with a slow degradation, so a
-first review has something to find. `export_worst_answers(review, langsmith.Client(), "worst-answers")` (or
+or `llmmonitor review --since 7d`. The verdicts are given overall and per segment (app_version, model, ...: see
+`_segments`). `generate_history(store)` writes six simulated weeks with a slow degradation (or, with
+`scenario="release"`, a worse release), so a first review has something to find. `export_worst_answers(review, langsmith.Client(), "worst-answers")` (or
 `--export-dataset NAME`) adds the worst answers' questions to a LangSmith dataset, to test the next release on. Needs
 the review extra (numpy, scipy, matplotlib, tqdm): the functions that need it raise ImportError naming
 `pip install 'langchain-llmmonitor[review]'`; the types, `export_worst_answers` and `add_cli` import without it.
