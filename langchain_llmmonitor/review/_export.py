@@ -19,10 +19,11 @@ the ids again. Samples merged from LangSmith carry no question text and are skip
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._langsmith import chunks
 from ._model import Review, WorstSample
 
 DEFAULT_DESCRIPTION = (
@@ -145,7 +146,7 @@ def _metadata(review: Review, sample: WorstSample) -> dict[str, Any]:
 def _present_ids(client: Any, dataset_id: str, ids: Sequence[str]) -> set[str]:
     """Which of `ids` the dataset already has."""
     present: set[str] = set()
-    for chunk in _chunks(ids, _IDS_PER_REQUEST):
+    for chunk in chunks(ids, _IDS_PER_REQUEST):
         present.update(str(example.id) for example in client.list_examples(dataset_id=dataset_id, example_ids=chunk))
     return present
 
@@ -166,8 +167,3 @@ def _create(client: Any, dataset_id: str, examples: dict[str, dict[str, Any]]) -
     if missing:
         client.create_examples(dataset_id=dataset_id, examples=missing)
     return {example["id"] for example in missing}
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
-    for begin in range(0, len(items), size):
-        yield list(items[begin : begin + size])

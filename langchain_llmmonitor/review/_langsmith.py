@@ -66,7 +66,7 @@ def fetch(
     data.runs = len(runs)
     scores: dict[tuple[str, str], dict[str, Any]] = {}
     with tqdm(total=len(runs), desc="LangSmith feedback", unit=" runs", **bar_options) as bar:
-        for chunk in _chunks(list(runs), _RUN_IDS_PER_REQUEST):
+        for chunk in chunks(list(runs), _RUN_IDS_PER_REQUEST):
             for feedback in client.list_feedback(run_ids=chunk):
                 if str(feedback.id) in known_ids:
                     data.already_local += 1
@@ -89,7 +89,8 @@ def _root_runs(client: Any, project_id: str, start: datetime) -> Iterator[Any]:
         yield from client.list_runs(project_id=project_id, start_time=start, is_root=True, select=_RUN_FIELDS)
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
+def chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
+    """`items` in lists of at most `size`: LangSmith takes ids a page at a time."""
     for begin in range(0, len(items), size):
         yield list(items[begin : begin + size])
 
