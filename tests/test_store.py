@@ -144,8 +144,9 @@ def test_review_queries_select_a_half_open_window_across_chunks(store: Store) ->
 def test_successful_evaluation_round_trips_with_one_outbox_item_per_score(
     store: Store, registry: CollectorRegistry
 ) -> None:
-    """The row comes back equal; four feedback items with derived ids carry score, comment and the judge's identity."""
-    record = evaluation(hallucination=True)
+    """The row (segments too) comes back equal; four feedback items with derived ids carry score, comment, the judge's
+    identity and the segments."""
+    record = evaluation(hallucination=True, segments={"app_version": "v2", "chain": "rag"})
     store.add_evaluation(record)
 
     assert list(store.evaluations(LONG_AGO, FAR_AHEAD)) == [record]
@@ -173,6 +174,7 @@ def test_successful_evaluation_round_trips_with_one_outbox_item_per_score(
             "prompt_version": "2026-03",
             "sampling": "random",
             "sample_reason": "rate",
+            "segments": {"app_version": "v2", "chain": "rag"},
         },
         "feedback_source_type": "model",
     }
