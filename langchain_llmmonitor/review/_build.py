@@ -42,7 +42,7 @@ from ..core.records import EvaluationRecord, UserFeedbackRecord, utcnow
 from ..core.vocabulary import SCORE_KEYS
 from ..storage.store import Store
 from ._agreement import judge_human_agreement
-from ._drift import DEFAULT_MIN_SAMPLES, DriftAssessment, JudgeChange, Sample, _mean_and_interval, assess, daily_trend
+from ._drift import DEFAULT_MIN_SAMPLES, DriftAssessment, JudgeChange, Sample, _mean_and_interval, daily_trend
 from ._model import (
     CRITERIA,
     CriterionReview,
@@ -67,7 +67,7 @@ from ._records import (
     judged_from_store,
     rating_from_store,
 )
-from ._segments import SEGMENT_SHARE_OF_ALPHA, find_releases, plan_segments, review_segments
+from ._segments import SEGMENT_SHARE_OF_ALPHA, assess_judged, find_releases, plan_segments, review_segments
 
 if TYPE_CHECKING:
     from ._langsmith import RemoteData
@@ -339,14 +339,11 @@ def _criterion(
     min_samples: int,
     seed: int,
 ) -> CriterionReview:
-    samples = [Sample(j.at, j.scores[spec.name], j.judge_key, j.forced) for j in judged if spec.name in j.scores]
-    assessment = assess(
-        samples,
-        week_start=window_start,
-        week_end=until,
-        kind=spec.kind,
-        direction=spec.direction,
-        criterion=spec.name,
+    samples, assessment = assess_judged(
+        spec,
+        judged,
+        window_start=window_start,
+        until=until,
         baseline_weeks=baseline_weeks,
         alpha=alpha,
         min_samples=min_samples,

@@ -94,6 +94,35 @@ def review_segments(
     return tuple(reviews)
 
 
+def assess_judged(
+    spec: CriterionSpec,
+    judged: Sequence[Judged],
+    *,
+    window_start: datetime,
+    until: datetime,
+    baseline_weeks: int,
+    alpha: float,
+    min_samples: int,
+    seed: int,
+) -> tuple[list[Sample], DriftAssessment]:
+    """One criterion's samples among `judged`, and their verdict for [window_start, until): for the overall verdicts
+    and each segment's alike."""
+    samples = [Sample(j.at, j.scores[spec.name], j.judge_key, j.forced) for j in judged if spec.name in j.scores]
+    assessment = assess(
+        samples,
+        week_start=window_start,
+        week_end=until,
+        kind=spec.kind,
+        direction=spec.direction,
+        criterion=spec.name,
+        baseline_weeks=baseline_weeks,
+        alpha=alpha,
+        min_samples=min_samples,
+        seed=seed,
+    )
+    return samples, assessment
+
+
 def _segment_criterion(
     spec: CriterionSpec,
     history: Sequence[Judged],
@@ -104,14 +133,11 @@ def _segment_criterion(
     min_samples: int,
     seed: int,
 ) -> SegmentCriterion:
-    samples = [Sample(j.at, j.scores[spec.name], j.judge_key, j.forced) for j in history if spec.name in j.scores]
-    a: DriftAssessment = assess(
-        samples,
-        week_start=window_start,
-        week_end=until,
-        kind=spec.kind,
-        direction=spec.direction,
-        criterion=spec.name,
+    _, a = assess_judged(
+        spec,
+        history,
+        window_start=window_start,
+        until=until,
         baseline_weeks=baseline_weeks,
         alpha=alpha,
         min_samples=min_samples,
