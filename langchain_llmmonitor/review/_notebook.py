@@ -86,54 +86,16 @@ def verdicts_frame(review: Review) -> Any:
     return records_frame(map(_verdict_row, review.criteria), VerdictRow).set_index("criterion")
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentRow:
-    """One criterion's verdict within one segment (key = value); `baseline` is "segment" or "all traffic"."""
-
-    key: str
-    value: str
-    baseline: str
-    criterion: str
-    verdict: str
-    current_mean: float | None
-    current_n: int
-    baseline_mean: float | None
-    baseline_n: int
-    difference: float | None
-    ci_low: float | None
-    ci_high: float | None
-    p_worse: float | None
-    summary: str
-
-
 def segments_frame(review: Review) -> Any:
-    """One row per tested segment and criterion; empty when no segment was tested."""
+    """One row per tested segment and criterion (the `SegmentCriterion` fields, `name` as `criterion`), led by the
+    segment's key, value and baseline; empty when no segment was tested."""
     require_pandas()
-    rows = [
-        _segment_row(segment.key, segment.value, segment.baseline, c)
-        for segment in review.segments
-        for c in segment.criteria
-    ]
-    return records_frame(rows, SegmentRow)
-
-
-def _segment_row(key: str, value: str, baseline: str, c: SegmentCriterion) -> SegmentRow:
-    return SegmentRow(
-        key=key,
-        value=value,
-        baseline=baseline,
-        criterion=c.name,
-        verdict=c.verdict,
-        current_mean=c.current_mean,
-        current_n=c.current_n,
-        baseline_mean=c.baseline_mean,
-        baseline_n=c.baseline_n,
-        difference=c.difference,
-        ci_low=c.ci_low,
-        ci_high=c.ci_high,
-        p_worse=c.p_worse,
-        summary=c.summary,
-    )
+    owners = [segment for segment in review.segments for _ in segment.criteria]
+    criteria = [criterion for segment in review.segments for criterion in segment.criteria]
+    frame = records_frame(criteria, SegmentCriterion).rename(columns={"name": "criterion"})
+    for position, column in enumerate(("key", "value", "baseline")):
+        frame.insert(position, column, [getattr(segment, column) for segment in owners])
+    return frame
 
 
 def trend_frame(review: Review) -> Any:
